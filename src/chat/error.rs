@@ -1,0 +1,88 @@
+//! The error catalogue shared by both transports: every failure a client can see has
+//! one [`ErrorCode`]. Transports map a [`ChatError`] to their wire format in one place.
+
+use serde::Serialize;
+
+/// Wire code of an error, identical on both transports (docs/errors.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// Missing, invalid or expired credentials.
+    AuthFailed,
+    /// The identity may not do this (e.g. join another user's room).
+    Forbidden,
+    /// Too many requests; retry later.
+    RateLimited,
+    /// The payload has the wrong shape or an invalid value.
+    InvalidPayload,
+    /// The room cannot be used this way (e.g. sending to a room not joined).
+    ChannelError,
+    /// The message exceeds MAX_MESSAGE_BYTES.
+    MessageTooLarge,
+    /// A server-side failure; the client may retry.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthFailed => "AUTH_FAILED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::InvalidPayload => "INVALID_PAYLOAD",
+            Self::ChannelError => "CHANNEL_ERROR",
+            Self::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure of a chat operation, carrying its wire code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// The payload could not be understood.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// The room is not usable for this operation.
+    #[error("{0}")]
+    Channel(String),
+    /// The encoded message is larger than allowed.
+    #[error("message is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Encoded size of the message.
+        size: usize,
+        /// The configured limit (MAX_MESSAGE_BYTES).
+        limit: usize,
+    },
+    /// The identity is not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The server failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ChatError {
+    /// The wire code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidPayload(_) => ErrorCode::InvalidPayload,
+            Self::Channel(_) => ErrorCode::ChannelError,
+            Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Shorthand for an [`ChatError::InvalidPayload`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::InvalidPayload(msg.into())
+    }
+}

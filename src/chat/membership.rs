@@ -1,0 +1,249 @@
+//! Who is connected to this pod and which rooms each connection is in, for both
+//! transports. The bus learns from here when this pod gains or loses interest in a room.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use super::RoomName;
+
+/// Identifier of one local connection (a socket.io sid or a raw WebSocket client id).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ConnId(Arc<str>);
+
+impl ConnId {
+    /// Wraps an identifier assigned by a transport.
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
+    }
+
+    /// The identifier as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Socket.IO (WebSocket or HTTP long-polling).
+    SocketIo,
+    /// The raw `realtime.Message` WebSocket protocol.
+    Ws,
+}
+
+/// Effect of a membership change on this pod's interest in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// The room just got its first local member.
+    Gained,
+    /// The room just lost its last local member.
+    Lost,
+    /// The number of local members changed but stayed above zero, or nothing changed.
+    Unchanged,
+}
+
+/// Connection and room counts of this pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MembershipCounts {
+    /// Open socket.io connections.
+    pub socketio: usize,
+    /// Open raw WebSocket connections.
+    pub ws: usize,
+    /// Rooms with at least one local member.
+    pub rooms: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<RoomName, HashSet<ConnId>>,
+    conns: HashMap<ConnId, Conn>,
+}
+
+struct Conn {
+    transport: Transport,
+    rooms: HashSet<RoomName>,
+}
+
+/// The local membership table. All operations are short critical sections.
+#[derive(Default)]
+pub struct Membership {
+    inner: Mutex<Inner>,
+}
+
+impl Membership {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave it half-updated in a way that
+        // matters more than stopping the chat: keep serving with the data as it is.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection (in no room yet).
+    pub fn connect(&self, conn: ConnId, transport: Transport) {
+        self.lock().conns.insert(
+            conn,
+            Conn {
+                transport,
+                rooms: HashSet::new(),
+            },
+        );
+    }
+
+    /// Adds `conn` to `room`. Returns `None` when the connection is unknown.
+    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Option<Interest> {
+        let mut inner = self.lock();
+        let entry = inner.conns.get_mut(conn)?;
+        if !entry.rooms.insert(room.clone()) {
+            return Some(Interest::Unchanged);
+        }
+        let members = inner.rooms.entry(room.clone()).or_default();
+        members.insert(conn.clone());
+        Some(if members.len() == 1 {
+            Interest::Gained
+        } else {
+            Interest::Unchanged
+        })
+    }
+
+    /// Removes `conn` from `room`.
+    pub fn leave(&self, conn: &ConnId, room: &RoomName) -> Interest {
+        let mut inner = self.lock();
+        let was_member = inner
+            .conns
+            .get_mut(conn)
+            .is_some_and(|c| c.rooms.remove(room));
+        if !was_member {
+            return Interest::Unchanged;
+        }
+        remove_from_room(&mut inner.rooms, conn, room)
+    }
+
+    /// Forgets `conn`, returning the rooms that lost their last local member.
+    pub fn disconnect(&self, conn: &ConnId) -> Vec<RoomName> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.conns.remove(conn) else {
+            return Vec::new();
+        };
+        entry
+            .rooms
+            .into_iter()
+            .filter(|room| remove_from_room(&mut inner.rooms, conn, room) == Interest::Lost)
+            .collect()
+    }
+
+    /// Every connection of the given transport.
+    pub fn connections_of(&self, transport: Transport) -> Vec<ConnId> {
+        self.lock()
+            .conns
+            .iter()
+            .filter(|(_, c)| c.transport == transport)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Whether `conn` is in `room`.
+    pub fn is_member(&self, conn: &ConnId, room: &RoomName) -> bool {
+        self.lock()
+            .conns
+            .get(conn)
+            .is_some_and(|c| c.rooms.contains(room))
+    }
+
+    /// Number of local members of `room`.
+    pub fn room_size(&self, room: &RoomName) -> usize {
+        self.lock().rooms.get(room).map_or(0, HashSet::len)
+    }
+
+    /// Rooms with local members, with their member counts, sorted by name.
+    pub fn rooms(&self) -> Vec<(RoomName, usize)> {
+        let mut rooms: Vec<_> = self
+            .lock()
+            .rooms
+            .iter()
+            .map(|(r, m)| (r.clone(), m.len()))
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// Connection and room counts.
+    pub fn counts(&self) -> MembershipCounts {
+        let inner = self.lock();
+        let mut counts = MembershipCounts {
+            rooms: inner.rooms.len(),
+            ..Default::default()
+        };
+        for conn in inner.conns.values() {
+            match conn.transport {
+                Transport::SocketIo => counts.socketio += 1,
+                Transport::Ws => counts.ws += 1,
+            }
+        }
+        counts
+    }
+}
+
+fn remove_from_room(
+    rooms: &mut HashMap<RoomName, HashSet<ConnId>>,
+    conn: &ConnId,
+    room: &RoomName,
+) -> Interest {
+    let Some(members) = rooms.get_mut(room) else {
+        return Interest::Unchanged;
+    };
+    members.remove(conn);
+    if members.is_empty() {
+        rooms.remove(room);
+        Interest::Lost
+    } else {
+        Interest::Unchanged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(s: &str) -> RoomName {
+        RoomName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn interest_follows_first_join_and_last_leave() {
+        let m = Membership::default();
+        let (a, b) = (ConnId::new("a"), ConnId::new("b"));
+        m.connect(a.clone(), Transport::Ws);
+        m.connect(b.clone(), Transport::SocketIo);
+        assert_eq!(m.join(&a, &room("r")), Some(Interest::Gained));
+        assert_eq!(m.join(&a, &room("r")), Some(Interest::Unchanged));
+        assert_eq!(m.join(&b, &room("r")), Some(Interest::Unchanged));
+        assert_eq!(m.leave(&a, &room("r")), Interest::Unchanged);
+        assert_eq!(m.leave(&a, &room("r")), Interest::Unchanged);
+        assert_eq!(m.disconnect(&b), vec![room("r")]);
+        assert_eq!(
+            m.counts(),
+            MembershipCounts {
+                socketio: 0,
+                ws: 1,
+                rooms: 0
+            }
+        );
+        assert_eq!(m.join(&ConnId::new("ghost"), &room("r")), None);
+    }
+}

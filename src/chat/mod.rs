@@ -1,0 +1,17 @@
+//! The chat domain: rooms, membership, the message model and its validation, and the
+//! [`ChatService`] both transports call. No axum, socketioxide, redis or wire framing
+//! in here; transports implement [`LocalFanout`] and the bus implements [`crate::bus::Bus`].
+
+mod delivery;
+mod error;
+mod membership;
+mod message;
+mod room;
+mod service;
+
+pub use delivery::{Delivery, LocalFanout};
+pub use error::{ChatError, ErrorCode};
+pub use membership::{ConnId, Interest, Membership, MembershipCounts, Transport};
+pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
+pub use room::{RoomName, MAX_ROOM_NAME_LEN};
+pub use service::{ChatLimits, ChatService, Sender};

@@ -1,0 +1,183 @@
+//! One typed [`Config`], read once from CLI flags and environment variables, validated.
+//! Every knob is both `--flag` and `ENV_VAR`; errors name the variable.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// chatwire: a realtime chat server speaking Socket.IO and raw WebSocket JSON.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chatwire", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// TCP port to listen on (0 picks a free port).
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8084)]
+    pub port: u16,
+
+    /// Redis URL for running several pods as one (empty: single node, in memory).
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", default_value = "")]
+    pub redis_url: String,
+
+    /// Require a valid token on every connection.
+    #[arg(long, env = "AUTH_ENABLED", value_name = "AUTH_ENABLED", default_value_t = false, action = ArgAction::Set)]
+    pub auth_enabled: bool,
+
+    /// Largest message or WebSocket frame a client may send, in bytes.
+    #[arg(
+        long,
+        env = "MAX_MESSAGE_BYTES",
+        value_name = "MAX_MESSAGE_BYTES",
+        default_value_t = 65536
+    )]
+    pub max_message_bytes: usize,
+
+    /// Interval between server heartbeat pings (e.g. 25s, 500ms).
+    #[arg(long, env = "PING_INTERVAL", value_name = "PING_INTERVAL", default_value = "25s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A connection silent this long is closed (socket.io: ping timeout).
+    #[arg(long, env = "PONG_TIMEOUT", value_name = "PONG_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub pong_timeout: Duration,
+
+    /// Outgoing messages buffered per connection before further ones are dropped.
+    #[arg(
+        long,
+        env = "SEND_BUFFER",
+        value_name = "SEND_BUFFER",
+        default_value_t = 256
+    )]
+    pub send_buffer: usize,
+
+    /// Longest graceful shutdown before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,chatwire=debug`).
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub rust_log: String,
+}
+
+/// A configuration value that parsed but makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {key}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 25s, 500ms, 1m)"))
+}
+
+impl Config {
+    /// Reads flags and environment, exiting with clap's message on a parse error.
+    pub fn from_env_and_args() -> Result<Self, ConfigError> {
+        let config = Self::parse();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults, as if no flag or variable were set (environment ignored).
+    pub fn defaults() -> Self {
+        Self {
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: 8084,
+            redis_url: String::new(),
+            auth_enabled: false,
+            max_message_bytes: 65536,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(60),
+            send_buffer: 256,
+            shutdown_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+            rust_log: "info".into(),
+        }
+    }
+
+    /// Checks values that clap's types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, reason: &str| {
+            Err(ConfigError {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_message_bytes < 256 {
+            return bad("MAX_MESSAGE_BYTES", "must be at least 256");
+        }
+        if self.send_buffer == 0 {
+            return bad("SEND_BUFFER", "must be at least 1");
+        }
+        if self.ping_interval.is_zero() {
+            return bad("PING_INTERVAL", "must be greater than zero");
+        }
+        if self.pong_timeout <= self.ping_interval {
+            return bad("PONG_TIMEOUT", "must be longer than PING_INTERVAL");
+        }
+        if !self.redis_url.is_empty() {
+            return bad(
+                "REDIS_URL",
+                "scale-out over Redis is not available in this build yet; leave it empty",
+            );
+        }
+        if self.auth_enabled {
+            return bad(
+                "AUTH_ENABLED",
+                "token authentication is not available in this build yet; leave it false",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_parser_defaults() {
+        let parsed = Config::try_parse_from(["chatwire"]).unwrap();
+        let d = Config::defaults();
+        assert_eq!(parsed.port, d.port);
+        assert_eq!(parsed.ping_interval, d.ping_interval);
+        assert_eq!(parsed.pong_timeout, d.pong_timeout);
+        assert_eq!(parsed.send_buffer, d.send_buffer);
+        assert_eq!(parsed.max_message_bytes, d.max_message_bytes);
+        assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::try_parse_from(["chatwire", "--port", "http"]).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+        let err = Config::try_parse_from(["chatwire", "--ping-interval", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("PING_INTERVAL"), "{err}");
+        let mut c = Config::defaults();
+        c.send_buffer = 0;
+        assert_eq!(c.validate().unwrap_err().key, "SEND_BUFFER");
+    }
+}

@@ -1,0 +1,33 @@
+//! chatwire: a realtime chat server speaking Socket.IO and a plain JSON WebSocket
+//! protocol over one chat.
+//!
+//! # Module map
+//! - [`config`]: one typed `Config` from flags and env, validated.
+//! - [`server`]: wires state, router and socket.io layer; graceful drain.
+//! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
+//! - [`telemetry`]: log setup.
+//! - [`gate`]: who a connection is (auth and limits plug in here).
+//! - [`chat`]: the domain: rooms, membership, messages, validation, `ChatService`.
+//! - [`bus`]: pod-to-pod fan-out (single node: nothing to do).
+//! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP.
+//!
+//! # Life of a message
+//! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`)
+//!    into a room and content; room names are parsed into `RoomName` at this edge.
+//! 2. [`chat::ChatService::post`] checks membership and size, stamps id (UUID v7),
+//!    timestamp and `from` (the connection's identity, never the client's claim).
+//! 3. The chat hands one [`chat::Delivery`] to each transport's
+//!    [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
+//!    once by socketioxide), the WebSocket hub encodes the JSON once and offers the same
+//!    bytes to each member's bounded outbox, skipping the sender, never waiting.
+//! 4. The chat then publishes to the [`bus::Bus`] for other pods.
+//! 5. Each connection's writer drains its outbox onto its socket.
+
+pub mod bus;
+pub mod chat;
+pub mod config;
+pub mod gate;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod transport;

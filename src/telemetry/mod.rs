@@ -1,0 +1,17 @@
+//! Tracing initialisation: text or JSON lines, filtered by RUST_LOG.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// Installs the global subscriber. Errors if one is already installed.
+pub fn init(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.rust_log)
+        .map_err(|e| anyhow::anyhow!("invalid value for RUST_LOG: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let installed = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}

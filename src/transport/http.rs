@@ -1,0 +1,59 @@
+//! Plain HTTP endpoints: `/health` and `/ready`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::bus::Bus;
+use crate::chat::ChatService;
+use crate::transport::ws_hub::WsHub;
+
+/// What the HTTP endpoints read.
+#[derive(Clone)]
+pub struct HttpContext {
+    /// The chat domain (for counts).
+    pub chat: Arc<ChatService>,
+    /// The raw WebSocket registry (for drop counts).
+    pub hub: Arc<WsHub>,
+    /// The pod-to-pod bus (for its status).
+    pub bus: Arc<dyn Bus>,
+    /// Set once shutdown begins: /ready answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// `/health` and `/ready`.
+pub fn routes(ctx: HttpContext) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(ctx)
+}
+
+async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    let counts = ctx.chat.membership().counts();
+    Json(json!({
+        "status": "ok",
+        "redis": ctx.bus.status(),
+        "connections": { "socketio": counts.socketio, "ws": counts.ws },
+        "rooms": counts.rooms,
+        "dropped": ctx.hub.dropped(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    if ctx.draining.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        )
+    } else {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    }
+}

@@ -1,0 +1,8 @@
+//! Protocol edges. Each transport decodes its wire into chat calls and encodes chat
+//! deliveries for its wire; transports never import each other.
+
+pub mod http;
+pub mod socketio;
+pub mod ws;
+pub mod ws_hub;
+pub mod ws_protocol;

@@ -1,0 +1,205 @@
+//! The raw WebSocket side's local registry: each connection's bounded outbox and closer,
+//! indexed by room, and the [`LocalFanout`] that encodes a delivery once and offers the
+//! same bytes to every recipient without waiting.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::chat::{ConnId, Delivery, LocalFanout, RoomName};
+
+/// WebSocket close codes chatwire sends.
+pub mod close_code {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Slow consumer or heartbeat timeout.
+    pub const POLICY: u16 = 1008;
+    /// A frame exceeded MAX_MESSAGE_BYTES.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Ends one connection with a close code; the first reason given wins.
+#[derive(Debug, Clone, Default)]
+pub struct Closer {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<(u16, &'static str)>>>,
+}
+
+impl Closer {
+    /// Asks the connection to close with `code` and `reason`.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some((code, reason));
+        }
+        drop(slot);
+        self.token.cancel();
+    }
+
+    /// Resolves once a close was asked for.
+    pub async fn closed(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Whether a close was asked for.
+    pub fn is_closed(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// The close code and reason, once a close was asked for.
+    pub fn reason(&self) -> Option<(u16, &'static str)> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A connection's bounded queue of encoded frames. When full, frames are dropped and
+/// counted; a queue that stays full for the slow-consumer timeout closes the connection.
+pub struct Outbox {
+    tx: mpsc::Sender<Utf8Bytes>,
+    closer: Closer,
+    /// Milliseconds since the hub's epoch when the queue was first found full; 0 = not full.
+    full_since_ms: AtomicU64,
+}
+
+impl Outbox {
+    /// An outbox feeding `tx`, closing through `closer`.
+    pub fn new(tx: mpsc::Sender<Utf8Bytes>, closer: Closer) -> Self {
+        Self {
+            tx,
+            closer,
+            full_since_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Registry of the raw WebSocket connections on this pod.
+pub struct WsHub {
+    inner: RwLock<Inner>,
+    epoch: Instant,
+    slow_consumer_timeout: Duration,
+    dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<ConnId, Arc<Outbox>>,
+    rooms: HashMap<RoomName, HashMap<ConnId, Arc<Outbox>>>,
+}
+
+impl WsHub {
+    /// A hub closing connections whose outbox stays full for `slow_consumer_timeout`.
+    pub fn new(slow_consumer_timeout: Duration) -> Self {
+        Self {
+            inner: RwLock::default(),
+            epoch: Instant::now(),
+            slow_consumer_timeout,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds a connection, in `room` when given.
+    pub fn register(&self, conn: ConnId, room: Option<RoomName>, outbox: Arc<Outbox>) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(room) = room {
+            inner
+                .rooms
+                .entry(room)
+                .or_default()
+                .insert(conn.clone(), outbox.clone());
+        }
+        inner.conns.insert(conn, outbox);
+    }
+
+    /// Removes a connection from the hub and its room.
+    pub fn unregister(&self, conn: &ConnId, room: Option<&RoomName>) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.conns.remove(conn);
+        if let Some(room) = room {
+            if let Some(members) = inner.rooms.get_mut(room) {
+                members.remove(conn);
+                if members.is_empty() {
+                    inner.rooms.remove(room);
+                }
+            }
+        }
+    }
+
+    /// Asks every connection to close with `code`.
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        for outbox in inner.conns.values() {
+            outbox.closer.close(code, reason);
+        }
+    }
+
+    /// Number of connections registered.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .conns
+            .len()
+    }
+
+    /// Whether no connection is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Frames dropped because a recipient's outbox was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Offers `frame` to one outbox without waiting; returns whether it was queued.
+    pub fn offer(&self, outbox: &Outbox, frame: Utf8Bytes) -> bool {
+        match outbox.tx.try_send(frame) {
+            Ok(()) => {
+                if outbox.full_since_ms.load(Ordering::Relaxed) != 0 {
+                    outbox.full_since_ms.store(0, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let now = (self.epoch.elapsed().as_millis() as u64).max(1);
+                let since = outbox.full_since_ms.load(Ordering::Relaxed);
+                if since == 0 {
+                    outbox.full_since_ms.store(now, Ordering::Relaxed);
+                } else if now - since >= self.slow_consumer_timeout.as_millis() as u64 {
+                    debug!("closing slow consumer");
+                    outbox.closer.close(close_code::POLICY, "slow consumer");
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl LocalFanout for WsHub {
+    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, ()> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let targets = match &delivery.message.room {
+            Some(room) => inner.rooms.get(room),
+            None => Some(&inner.conns),
+        };
+        if let Some(targets) = targets.filter(|t| !t.is_empty()) {
+            let frame = Utf8Bytes::from(delivery.message.to_json());
+            for (conn, outbox) in targets {
+                if delivery.origin.as_ref() != Some(conn) {
+                    self.offer(outbox, frame.clone());
+                }
+            }
+        }
+        drop(inner);
+        Box::pin(std::future::ready(()))
+    }
+}

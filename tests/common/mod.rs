@@ -1,0 +1,371 @@
+//! Test fixtures: an in-process server on 127.0.0.1:0, the built binary as a child
+//! process, a real socket.io-client (node) driven over stdin/stdout, a raw WebSocket
+//! client (tokio-tungstenite) and a minimal HTTP GET.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chatwire::config::Config;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long any single expected event may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A config for tests: loopback, free port, defaults otherwise.
+pub fn test_config() -> Config {
+    let mut config = Config::defaults();
+    config.host = [127, 0, 0, 1].into();
+    config.port = 0;
+    config
+}
+
+/// A chatwire server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(test_config()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        config.validate().expect("test config is valid");
+        let listener = TcpListener::bind((config.host, 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(chatwire::server::run(listener, config, shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Cancels the server and waits for its drain to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            timeout(WAIT, task)
+                .await
+                .expect("server drained in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// `GET path` over a fresh connection; returns status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("http response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `/health` JSON.
+pub async fn health(addr: SocketAddr) -> Value {
+    let (status, body) = http_get(addr, "/health").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("health is JSON")
+}
+
+/// Polls `/health` until `pred` holds (bounded by [`WAIT`]).
+pub async fn wait_for_health(addr: SocketAddr, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let h = health(addr).await;
+        if pred(&h) {
+            return h;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never matched: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn js_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        dir.join("node_modules/socket.io-client").exists(),
+        "socket.io-client is not installed: run `npm ci --prefix tests/js` (scripts/test does it)"
+    );
+    dir
+}
+
+/// A real `socket.io-client` in a node child process.
+pub struct SioClient {
+    pub id: String,
+    pub transport: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<Value>,
+    pending: VecDeque<Value>,
+    next_ack: u64,
+}
+
+impl SioClient {
+    /// Connects over `transports` (e.g. "websocket", "polling", "polling,websocket").
+    pub async fn connect(base: &str, transports: &str) -> Self {
+        let mut client = Self::spawn(base, transports, None).await;
+        let first = client
+            .recv_where(|v| v["type"] == "connect" || v["type"] == "connect_error")
+            .await;
+        assert_eq!(
+            first["type"], "connect",
+            "socket.io connect failed: {first}"
+        );
+        client.id = first["id"].as_str().expect("sid").to_string();
+        client.transport = first["transport"].as_str().unwrap_or_default().to_string();
+        client
+    }
+
+    /// Spawns a client without waiting for its connection.
+    pub async fn spawn(base: &str, transports: &str, auth: Option<Value>) -> Self {
+        let dir = js_dir();
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("sio_client.mjs"))
+            .arg(base)
+            .arg(transports)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(auth) = auth {
+            cmd.arg(auth.to_string());
+        }
+        let mut child = cmd.spawn().expect("node is installed and on PATH");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({ "type": "stdout", "line": line }));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            id: String::new(),
+            transport: String::new(),
+            child,
+            stdin,
+            lines,
+            pending: VecDeque::new(),
+            next_ack: 0,
+        }
+    }
+
+    async fn write(&mut self, cmd: Value) {
+        let line = format!("{cmd}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write to node");
+        self.stdin.flush().await.expect("flush to node");
+    }
+
+    /// Emits an event without asking for an ack.
+    pub async fn emit(&mut self, event: &str, args: Value) {
+        self.write(json!({ "op": "emit", "event": event, "args": args }))
+            .await;
+    }
+
+    /// Emits an event with an ack and returns the ack's first argument.
+    pub async fn emit_ack(&mut self, event: &str, args: Value) -> Value {
+        self.next_ack += 1;
+        let id = self.next_ack;
+        self.write(json!({ "op": "emit", "event": event, "args": args, "ack": id }))
+            .await;
+        let reply = self
+            .recv_where(|v| (v["type"] == "ack" || v["type"] == "ack_timeout") && v["ack"] == id)
+            .await;
+        assert_eq!(reply["type"], "ack", "ack never came for {event}");
+        reply["args"][0].clone()
+    }
+
+    /// Joins `room` and asserts the ok ack.
+    pub async fn join(&mut self, room: &str) {
+        let ack = self.emit_ack("room:join", json!([{ "room": room }])).await;
+        assert_eq!(ack, json!({ "status": "ok", "room": room }));
+    }
+
+    /// Sends a chat message with an ack and returns the ack.
+    pub async fn send(&mut self, room: Option<&str>, content: &str) -> Value {
+        let mut payload = json!({ "content": content });
+        if let Some(room) = room {
+            payload["room"] = json!(room);
+        }
+        self.emit_ack("message:send", json!([payload])).await
+    }
+
+    /// The next `event`'s first argument (earlier other lines are kept for later).
+    pub async fn next_event(&mut self, event: &str) -> Value {
+        let line = self
+            .recv_where(|v| v["type"] == "event" && v["event"] == event)
+            .await;
+        line["args"][0].clone()
+    }
+
+    /// The next line whose `type` is `kind`.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        self.recv_where(|v| v["type"] == kind).await
+    }
+
+    /// The next line matching `pred`; others stay queued in order.
+    pub async fn recv_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(pos) = self.pending.iter().position(&pred) {
+            return self.pending.remove(pos).expect("position is valid");
+        }
+        loop {
+            let line = timeout(WAIT, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no matching line in {WAIT:?}; pending: {:?}", self.pending)
+                })
+                .expect("node client exited");
+            if pred(&line) {
+                return line;
+            }
+            self.pending.push_back(line);
+        }
+    }
+
+    /// Disconnects and waits for the node process to exit.
+    pub async fn close(mut self) {
+        self.write(json!({ "op": "close" })).await;
+        let _ = timeout(WAIT, self.child.wait()).await;
+    }
+}
+
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A raw WebSocket client.
+pub struct WsClient {
+    pub stream: WsStream,
+}
+
+impl WsClient {
+    /// Connects and returns the client with its welcome frame.
+    pub async fn connect(url: &str) -> (Self, Value) {
+        let (stream, resp) = timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("ws connect in time")
+            .expect("ws connect");
+        assert_eq!(resp.status(), 101);
+        let mut client = Self { stream };
+        let welcome = client.recv().await;
+        assert_eq!(welcome["type"], "system", "{welcome}");
+        assert_eq!(welcome["data"]["event"], "welcome", "{welcome}");
+        (client, welcome)
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send(WsMessage::text(value.to_string())).await;
+    }
+
+    pub async fn send(&mut self, msg: WsMessage) {
+        self.stream.send(msg).await.expect("ws send");
+    }
+
+    /// Sends a chat message.
+    pub async fn chat(&mut self, content: &str) {
+        self.send_json(json!({ "type": "chat", "data": { "content": content } }))
+            .await;
+    }
+
+    /// The next JSON text frame (control frames skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = timeout(WAIT, self.stream.next())
+                .await
+                .expect("ws frame in time")
+                .expect("ws open")
+                .expect("ws frame");
+            match msg {
+                WsMessage::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame of `type` == `kind` (others skipped).
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// Reads until the server's close frame and returns its code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            let msg = timeout(WAIT, self.stream.next())
+                .await
+                .expect("close in time");
+            match msg {
+                Some(Ok(WsMessage::Close(frame))) => {
+                    return frame
+                        .map(|f| u16::from(f.code))
+                        .unwrap_or(u16::from(CloseCode::Status))
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended without a close frame: {other:?}"),
+            }
+        }
+    }
+}
