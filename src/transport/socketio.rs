@@ -251,15 +251,18 @@ impl SioFanout {
 impl LocalFanout for SioFanout {
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Some(io) = self.io.get() else { return };
+            // `of` rather than the root shortcuts: those panic once `io.close()` removed "/".
+            let Some(ns) = self.io.get().and_then(|io| io.of("/")) else {
+                return;
+            };
             let origin = delivery
                 .origin
                 .as_ref()
                 .and_then(|c| Sid::from_str(c.as_str()).ok())
-                .and_then(|sid| io.get_socket(sid));
+                .and_then(|sid| ns.get_socket(sid));
             let ops = match origin {
                 Some(socket) => socket.broadcast().local(),
-                None => io.local(),
+                None => ns.local(),
             };
             let ops = match &delivery.message.room {
                 Some(room) => ops.to(room.to_string()),

@@ -369,3 +369,75 @@ impl WsClient {
         }
     }
 }
+
+/// The built `chatwire` binary running as a child process on a free loopback port.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` on top of a loopback, port-0 environment and waits
+    /// for its "listening" log line.
+    pub async fn spawn(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatwire"));
+        cmd.env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "text")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn chatwire");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    let addr = addr
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = timeout(WAIT, rx.recv())
+            .await
+            .expect("chatwire logged its address in time")
+            .expect("chatwire exited before listening")
+            .parse()
+            .expect("socket address");
+        Self { addr, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to the process.
+    pub async fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait(&mut self, within: Duration) -> Option<i32> {
+        timeout(within, self.child.wait())
+            .await
+            .expect("process exited in time")
+            .expect("wait")
+            .code()
+    }
+}
