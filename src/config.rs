@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +77,17 @@ pub struct Config {
         default_value = "info"
     )]
     pub rust_log: String,
+
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands other than serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Exit 0 when the server on PORT at 127.0.0.1 answers /health with 200 (for container HEALTHCHECKs).
+    Healthcheck,
 }
 
 /// A configuration value that parsed but makes no sense.
@@ -115,6 +126,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             rust_log: "info".into(),
+            command: None,
         }
     }
 

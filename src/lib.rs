@@ -4,6 +4,7 @@
 //! # Module map
 //! - [`config`]: one typed `Config` from flags and env, validated.
 //! - [`server`]: wires state, router and socket.io layer; graceful drain.
+//! - [`healthcheck`]: `chatwire healthcheck`, the container probe.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`telemetry`]: log setup.
 //! - [`gate`]: who a connection is (auth and limits plug in here).
@@ -27,6 +28,7 @@ pub mod bus;
 pub mod chat;
 pub mod config;
 pub mod gate;
+pub mod healthcheck;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,8 +1,8 @@
 //! The `chatwire` binary: config → telemetry → bind → serve until SIGINT/SIGTERM.
 
 use anyhow::Context;
-use chatwire::config::Config;
-use chatwire::{server, shutdown, telemetry};
+use chatwire::config::{Command, Config};
+use chatwire::{healthcheck, server, shutdown, telemetry};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -14,6 +14,13 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Healthcheck) = config.command {
+        std::process::exit(if healthcheck::probe(config.port) {
+            0
+        } else {
+            1
+        });
+    }
     telemetry::init(&config)?;
     let listener = TcpListener::bind((config.host, config.port))
         .await

@@ -86,3 +86,11 @@ impl ChatError {
         Self::InvalidPayload(msg.into())
     }
 }
+
+/// At most the first `max` characters of `s`, for quoting client input in error messages.
+pub fn excerpt(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

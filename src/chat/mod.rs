@@ -10,7 +10,7 @@ mod room;
 mod service;
 
 pub use delivery::{Delivery, LocalFanout};
-pub use error::{ChatError, ErrorCode};
+pub use error::{excerpt, ChatError, ErrorCode};
 pub use membership::{ConnId, Interest, Membership, MembershipCounts, Transport};
 pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};

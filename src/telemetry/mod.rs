@@ -1,5 +1,7 @@
 //! Tracing initialisation: text or JSON lines, filtered by RUST_LOG.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
@@ -8,7 +10,10 @@ use crate::config::{Config, LogFormat};
 pub fn init(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.rust_log)
         .map_err(|e| anyhow::anyhow!("invalid value for RUST_LOG: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let ansi = std::io::stdout().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let installed = match config.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -19,7 +19,7 @@ use socketioxide_core::Value as SioValue;
 use tracing::{debug, info};
 
 use crate::chat::{
-    ChatError, ChatService, ConnId, Delivery, LocalFanout, RoomName, Sender, Transport,
+    excerpt, ChatError, ChatService, ConnId, Delivery, LocalFanout, RoomName, Sender, Transport,
 };
 use crate::gate::Gate;
 
@@ -149,7 +149,7 @@ async fn on_send(
 }
 
 async fn on_unknown(socket: SocketRef, Event(event): Event, reply: Reply) {
-    let err = ChatError::invalid(format!("unknown event {:?}", truncate(&event, 64)));
+    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(&event, 64)));
     if reply.wants_ack() {
         emit_error(&socket, &err);
     }
@@ -164,13 +164,6 @@ async fn on_disconnect(socket: SocketRef, State(state): State<SioState>, reason:
 
 fn payload<T>(req: Result<T, ParserError>) -> Result<T, ChatError> {
     req.map_err(|e| ChatError::invalid(e.to_string()))
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 fn error_body(err: &ChatError) -> Value {

@@ -147,7 +147,7 @@ async fn run_connection(socket: WebSocket, ctx: WsContext, room: Option<RoomName
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), ctx.settings));
     read_loop(stream, &ctx, &sender, room.as_ref(), &outbox, &closer).await;
-    closer.close(close_code::GOING_AWAY, "closing");
+    closer.close(close_code::NORMAL, "connection ended");
 
     ctx.hub.unregister(&conn, room.as_ref());
     ctx.chat.disconnect(&conn);

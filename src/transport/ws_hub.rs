@@ -17,6 +17,8 @@ use crate::chat::{ConnId, Delivery, LocalFanout, RoomName};
 
 /// WebSocket close codes chatwire sends.
 pub mod close_code {
+    /// The client went away or the connection ended normally.
+    pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
     /// Slow consumer or heartbeat timeout.

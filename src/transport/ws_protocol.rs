@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::chat::{ChatError, Message, MessageType, RoomName};
+use crate::chat::{excerpt, ChatError, Message, MessageType, RoomName};
 
 /// A request decoded from one client text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,15 +64,8 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
         )),
         other => Err(ChatError::invalid(format!(
             "unknown type {:?}",
-            truncate(other, 64)
+            excerpt(other, 64)
         ))),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 
