@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, test_config, wait_for_health, TestServer, WsClient};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -161,5 +162,38 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
     assert_eq!(reader.recv_type("pong").await["type"], "pong");
     sender.send_json(json!({ "type": "ping" })).await;
     assert_eq!(sender.recv_type("pong").await["type"], "pong");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pings_and_closes_a_silent_connection() {
+    let mut config = test_config();
+    config.ping_interval = Duration::from_millis(200);
+    config.pong_timeout = Duration::from_millis(600);
+    let server = TestServer::start_with(config).await;
+    let (mut lively, _) = WsClient::connect(&server.ws_url("/ws/quiet")).await;
+    let (mut silent, _) = WsClient::connect(&server.ws_url("/ws/quiet")).await;
+
+    // The server pings on its own; a client that answers (tungstenite pongs while it
+    // reads) outlives PONG_TIMEOUT several times over.
+    let mut pings = 0;
+    while pings < 8 {
+        let frame = tokio::time::timeout(common::WAIT, lively.stream.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if matches!(frame, WsMessage::Ping(_)) {
+            pings += 1;
+        }
+    }
+    lively.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(lively.recv_type("pong").await["type"], "pong");
+
+    // The silent client read nothing, so it answered no ping: the server closed it.
+    wait_for_health(server.addr, |h| h["connections"]["ws"] == 1).await;
+    if let Some(code) = silent.close_code().await {
+        assert_eq!(code, 1008);
+    }
     server.stop().await;
 }

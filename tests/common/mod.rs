@@ -351,6 +351,21 @@ impl WsClient {
         }
     }
 
+    /// Reads until the connection ends; returns the close code when a close frame could
+    /// be read (a client with unsent pongs may hit a reset before it).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let msg = timeout(WAIT, self.stream.next())
+                .await
+                .expect("end in time");
+            match msg {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return None,
+            }
+        }
+    }
+
     /// Reads until the server's close frame and returns its code.
     pub async fn expect_close(&mut self) -> u16 {
         loop {
