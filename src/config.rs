@@ -31,6 +31,10 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", default_value = "")]
     pub redis_url: String,
 
+    /// Longest wait for any Redis call; past it the call counts as failed.
+    #[arg(long, env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
     /// Require a valid token on every connection.
     #[arg(long, env = "AUTH_ENABLED", value_name = "AUTH_ENABLED", default_value_t = false, action = ArgAction::Set)]
     pub auth_enabled: bool,
@@ -118,6 +122,7 @@ impl Config {
             host: IpAddr::from([0, 0, 0, 0]),
             port: 8084,
             redis_url: String::new(),
+            redis_timeout: Duration::from_secs(1),
             auth_enabled: false,
             max_message_bytes: 65536,
             ping_interval: Duration::from_secs(25),
@@ -151,10 +156,12 @@ impl Config {
             return bad("PONG_TIMEOUT", "must be longer than PING_INTERVAL");
         }
         if !self.redis_url.is_empty() {
-            return bad(
-                "REDIS_URL",
-                "scale-out over Redis is not available in this build yet; leave it empty",
-            );
+            if let Err(e) = crate::bus::redis::client_for(&self.redis_url) {
+                return bad("REDIS_URL", &e.0);
+            }
+        }
+        if self.redis_timeout.is_zero() {
+            return bad("REDIS_TIMEOUT", "must be greater than zero");
         }
         if self.auth_enabled {
             return bad(

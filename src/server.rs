@@ -1,18 +1,23 @@
-//! Wires the state, the router (HTTP, raw WebSocket, socket.io layer) and the graceful
-//! drain. [`run`] serves until the shutdown token is cancelled, then drains within
-//! SHUTDOWN_TIMEOUT.
+//! Wires the state, the router (HTTP, raw WebSocket, socket.io layer), the bus and the
+//! graceful drain. [`run`] serves until the shutdown token is cancelled, then drains
+//! within SHUTDOWN_TIMEOUT.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
-use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+use uuid::Uuid;
 
+use crate::bus::redis::{LinkDriver, RedisBus, RedisLink};
 use crate::bus::{Bus, LocalBus};
 use crate::chat::{ChatLimits, ChatService, LocalFanout, Transport};
 use crate::config::Config;
@@ -22,31 +27,74 @@ use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
 use crate::transport::ws_hub::{close_code, WsHub};
 
+/// The socketioxide adapter used across pods.
+pub type ClusterAdapter = CustomRedisAdapter<Emitter, LinkDriver>;
+
 /// Serves on `listener` until `shutdown` is cancelled, then drains and returns.
+/// Single node when REDIS_URL is empty; otherwise one pod of a cluster over Redis.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus);
+    if config.redis_url.is_empty() {
+        let bus = Arc::new(LocalBus);
+        return serve(listener, config, shutdown, bus, SocketIo::builder()).await;
+    }
+    let pod = Uuid::now_v7().to_string();
+    let link = RedisLink::open(&config.redis_url, config.redis_timeout)?;
+    let (bus, tasks) = RedisBus::new(link.clone(), pod.clone(), config.redis_timeout);
+    info!(%pod, "scale-out over redis");
+    let background = shutdown.child_token();
+    tokio::spawn(link.clone().heartbeat(background.clone()));
+    let adapter = RedisAdapterCtr::new_with_driver(
+        LinkDriver(link),
+        RedisAdapterConfig::new().with_request_timeout(config.redis_timeout),
+    );
+    let builder = SocketIo::builder().with_adapter::<ClusterAdapter>(adapter);
+    let bus_for_run = bus.clone();
+    let start = move |chat: Arc<ChatService>| {
+        tokio::spawn(bus_for_run.run(tasks, chat, background));
+    };
+    serve_with(listener, config, shutdown, bus, builder, start).await
+}
+
+async fn serve<A: Adapter + DefinedAdapter>(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    bus: Arc<dyn Bus>,
+    builder: SocketIoBuilder<A>,
+) -> anyhow::Result<()> {
+    serve_with(listener, config, shutdown, bus, builder, |_| {}).await
+}
+
+async fn serve_with<A: Adapter + DefinedAdapter>(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    bus: Arc<dyn Bus>,
+    builder: SocketIoBuilder<A>,
+    start_bus: impl FnOnce(Arc<ChatService>),
+) -> anyhow::Result<()> {
     let chat = Arc::new(ChatService::new(
         bus.clone(),
         ChatLimits {
             max_message_bytes: config.max_message_bytes,
         },
     ));
+    start_bus(chat.clone());
     let hub = Arc::new(WsHub::new(config.pong_timeout));
     let gate = Gate;
-    let (sio_layer, io) = socketio::build(
-        SioSettings {
-            ping_interval: config.ping_interval,
-            ping_timeout: config.pong_timeout,
-            max_message_bytes: config.max_message_bytes,
-            send_buffer: config.send_buffer,
-        },
-        chat.clone(),
-        gate.clone(),
-    );
+    let settings = SioSettings {
+        ping_interval: config.ping_interval,
+        ping_timeout: config.pong_timeout,
+        max_message_bytes: config.max_message_bytes,
+        send_buffer: config.send_buffer,
+    };
+    let (sio_layer, io) =
+        socketio::configure(builder, settings, chat.clone(), gate.clone()).build_layer();
+    io.ns("/", socketio::on_connect::<A>).spawn();
     let sio_fanout = Arc::new(SioFanout::default());
     sio_fanout.attach(io.clone());
     chat.set_fanouts(vec![
@@ -112,7 +160,7 @@ pub async fn run(
 
 /// Closes every socket.io socket and forgets their memberships: `io.close()` does not
 /// run the sockets' disconnect handlers.
-async fn close_socketio(io: &SocketIo, chat: &ChatService) {
+async fn close_socketio<A: Adapter>(io: &SocketIo<A>, chat: &ChatService) {
     io.close().await;
     for conn in chat.membership().connections_of(Transport::SocketIo) {
         chat.disconnect(&conn);

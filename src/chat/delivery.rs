@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use super::{ConnId, Message};
 
 /// One message to deliver to local members: to `message.room`, or to everyone when the
@@ -17,8 +15,9 @@ pub struct Delivery {
 }
 
 /// A transport's local fan-out: encodes a [`Delivery`] once for its wire and hands it to
-/// each of its local recipients without waiting on any of them.
+/// each of its local recipients' bounded queues. Never waits, so the caller's order is
+/// the order every recipient sees.
 pub trait LocalFanout: Send + Sync + 'static {
     /// Delivers to this transport's local members.
-    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, ()>;
+    fn deliver(&self, delivery: &Delivery);
 }

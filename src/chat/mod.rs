@@ -14,4 +14,4 @@ pub use error::{excerpt, ChatError, ErrorCode};
 pub use membership::{ConnId, Interest, Membership, MembershipCounts, Transport};
 pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};
-pub use service::{ChatLimits, ChatService, Sender};
+pub use service::{ChatLimits, ChatService, Posted, Sender};

@@ -2,12 +2,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::{
     ChatError, ConnId, Delivery, Interest, LocalFanout, Membership, Message, RoomName, Transport,
 };
-use crate::bus::Bus;
+use crate::bus::{Bus, Receipt};
 
 /// Who is acting: the connection and the identity messages are sent `from`.
 #[derive(Debug, Clone)]
@@ -16,6 +16,15 @@ pub struct Sender {
     pub conn: ConnId,
     /// The identity written into `from`.
     pub user: String,
+}
+
+/// A message accepted by the chat: delivered to local members, queued for other pods.
+#[derive(Debug)]
+pub struct Posted {
+    /// The message as sent.
+    pub message: Arc<Message>,
+    /// Settles once the bus published it to other pods (or could not).
+    pub receipt: Receipt,
 }
 
 /// Limits the chat enforces.
@@ -62,39 +71,39 @@ impl ChatService {
         self.membership.connect(conn, transport);
     }
 
-    /// Adds the connection to `room`.
-    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Result<(), ChatError> {
+    /// Adds the connection to `room`. The receipt settles once messages other pods
+    /// send to `room` reach this pod.
+    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Result<Receipt, ChatError> {
         match self.membership.join(conn, room) {
             None => Err(ChatError::Internal("connection is not registered".into())),
-            Some(Interest::Gained) => {
-                self.bus.interest(room, true);
-                Ok(())
-            }
-            Some(_) => Ok(()),
+            Some(Interest::Gained) => Ok(self.bus.interest(room, true)),
+            Some(_) => Ok(self.bus.settled()),
         }
     }
 
     /// Removes the connection from `room` (leaving a room one is not in is not an error).
     pub fn leave(&self, conn: &ConnId, room: &RoomName) {
         if self.membership.leave(conn, room) == Interest::Lost {
-            self.bus.interest(room, false);
+            drop(self.bus.interest(room, false));
         }
     }
 
     /// Forgets the connection and every room membership it had.
     pub fn disconnect(&self, conn: &ConnId) {
         for room in self.membership.disconnect(conn) {
-            self.bus.interest(&room, false);
+            drop(self.bus.interest(&room, false));
         }
     }
 
-    /// Sends a chat message to `room` (or to everyone when `None`) and returns it as sent.
-    pub async fn post(
+    /// Sends a chat message to `room` (or to everyone when `None`): delivers it to local
+    /// members at once and queues it for other pods. Never waits, so calls made in one
+    /// order are delivered everywhere in that order.
+    pub fn post(
         &self,
         sender: &Sender,
         room: Option<RoomName>,
         content: String,
-    ) -> Result<Arc<Message>, ChatError> {
+    ) -> Result<Posted, ChatError> {
         if content.is_empty() {
             return Err(ChatError::invalid("content must be a non-empty string"));
         }
@@ -103,35 +112,34 @@ impl ChatService {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));
             }
         }
-        if content.len() > self.limits.max_message_bytes {
+        let limit = self.limits.max_message_bytes;
+        if content.len() > limit {
             return Err(ChatError::TooLarge {
                 size: content.len(),
-                limit: self.limits.max_message_bytes,
+                limit,
             });
         }
         let message = Message::chat(room, sender.user.clone(), content);
         let size = message.to_json().len();
-        if size > self.limits.max_message_bytes {
-            return Err(ChatError::TooLarge {
-                size,
-                limit: self.limits.max_message_bytes,
-            });
+        if size > limit {
+            return Err(ChatError::TooLarge { size, limit });
         }
         let delivery = Delivery {
             message: Arc::new(message),
             origin: Some(sender.conn.clone()),
         };
-        self.deliver_local(&delivery).await;
-        if let Err(e) = self.bus.publish(&delivery).await {
-            debug!(error = %e, "message did not reach other pods");
-        }
-        Ok(delivery.message)
+        self.deliver_local(&delivery);
+        let receipt = self.bus.publish(&delivery);
+        Ok(Posted {
+            message: delivery.message,
+            receipt,
+        })
     }
 
     /// Hands a delivery to every local transport, in order.
-    pub async fn deliver_local(&self, delivery: &Delivery) {
+    pub fn deliver_local(&self, delivery: &Delivery) {
         for fanout in self.fanouts.get().map(Vec::as_slice).unwrap_or_default() {
-            fanout.deliver(delivery).await;
+            fanout.deliver(delivery);
         }
     }
 }

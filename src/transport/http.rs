@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, BusStatus};
 use crate::chat::ChatService;
 use crate::transport::ws_hub::WsHub;
 
@@ -39,7 +39,7 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
     let counts = ctx.chat.membership().counts();
     Json(json!({
         "status": "ok",
-        "redis": ctx.bus.status(),
+        "redis": ctx.bus.status().as_str(),
         "connections": { "socketio": counts.socketio, "ws": counts.ws },
         "rooms": counts.rooms,
         "dropped": ctx.hub.dropped(),
@@ -48,11 +48,16 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
 }
 
 async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {
-    if ctx.draining.load(Ordering::Relaxed) {
+    let unavailable = |status| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "draining" })),
+            Json(json!({ "status": status })),
         )
+    };
+    if ctx.draining.load(Ordering::Relaxed) {
+        unavailable("draining")
+    } else if ctx.bus.status() == BusStatus::Down {
+        unavailable("redis down")
     } else {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     }

@@ -133,14 +133,20 @@ async fn run_connection(socket: WebSocket, ctx: WsContext, room: Option<RoomName
     let (tx, rx) = mpsc::channel(ctx.settings.send_buffer);
     let closer = Closer::default();
     let outbox = Arc::new(Outbox::new(tx, closer.clone()));
-    let welcome = ws_protocol::welcome(conn.as_str(), room.as_ref());
-    ctx.hub.offer(&outbox, welcome.to_json().into());
     ctx.chat.connect(conn.clone(), Transport::Ws);
     if let Some(room) = &room {
-        if let Err(e) = ctx.chat.join(&conn, room) {
-            debug!(error = %e, "join failed");
+        match ctx.chat.join(&conn, room) {
+            // Welcome once messages from other pods for this room reach this pod.
+            Ok(receipt) => {
+                if let Err(e) = receipt.outcome().await {
+                    debug!(error = %e, "room subscription not confirmed");
+                }
+            }
+            Err(e) => debug!(error = %e, "join failed"),
         }
     }
+    let welcome = ws_protocol::welcome(conn.as_str(), room.as_ref());
+    ctx.hub.offer(&outbox, welcome.to_json().into());
     ctx.hub.register(conn.clone(), room.clone(), outbox.clone());
     info!(conn = %conn, room = ?room, "ws connected");
 
@@ -192,7 +198,7 @@ async fn read_loop(
                     room: named,
                     content,
                 }) => {
-                    if let Err(e) = post(ctx, sender, room, named, content).await {
+                    if let Err(e) = post(ctx, sender, room, named, content) {
                         reply(e);
                     }
                 }
@@ -211,7 +217,7 @@ async fn read_loop(
     }
 }
 
-async fn post(
+fn post(
     ctx: &WsContext,
     sender: &Sender,
     conn_room: Option<&RoomName>,
@@ -231,7 +237,8 @@ async fn post(
         }
         (own, _) => own.cloned(),
     };
-    ctx.chat.post(sender, target, content).await.map(drop)
+    // The raw protocol has no acks: the receipt is not awaited.
+    ctx.chat.post(sender, target, content).map(drop)
 }
 
 fn is_capacity_error(err: axum::Error) -> bool {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -187,7 +186,7 @@ impl WsHub {
 }
 
 impl LocalFanout for WsHub {
-    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, ()> {
+    fn deliver(&self, delivery: &Delivery) {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         let targets = match &delivery.message.room {
             Some(room) => inner.rooms.get(room),
@@ -201,7 +200,5 @@ impl LocalFanout for WsHub {
                 }
             }
         }
-        drop(inner);
-        Box::pin(std::future::ready(()))
     }
 }

@@ -1,0 +1,306 @@
+//! [`RedisBus`]: chat deliveries between pods on Redis pub/sub channels
+//! `realtime:global` and `realtime:room:{name}`. Outgoing deliveries go through one
+//! bounded queue and are published in order, pipelined; a pod subscribes to a room's
+//! channel only while it has local members; its own echoes are ignored.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::link::{ChanItem, RedisLink};
+use crate::bus::{Bus, BusError, BusStatus, Receipt};
+use crate::chat::{ChatService, Delivery, Message, RoomName};
+
+/// Channel of global messages.
+pub const GLOBAL_CHANNEL: &str = "realtime:global";
+/// Prefix of room channels: `realtime:room:{name}`.
+pub const ROOM_CHANNEL_PREFIX: &str = "realtime:room:";
+/// Outgoing deliveries waiting to be published, at most.
+pub const OUTGOING_QUEUE: usize = 8192;
+/// Inbound messages waiting to be delivered locally, at most.
+pub const INBOUND_QUEUE: usize = 8192;
+/// Publishes sent in one pipeline, at most.
+const PUBLISH_BATCH: usize = 256;
+
+/// The channel a delivery travels on.
+pub fn channel_for(room: Option<&RoomName>) -> String {
+    match room {
+        Some(room) => format!("{ROOM_CHANNEL_PREFIX}{room}"),
+        None => GLOBAL_CHANNEL.to_owned(),
+    }
+}
+
+/// What travels on the bus: the message and the pod it came from.
+#[derive(Serialize, Deserialize)]
+struct Envelope<P, M> {
+    pod: P,
+    message: M,
+}
+
+struct Outgoing {
+    channel: String,
+    payload: Vec<u8>,
+    done: oneshot::Sender<Result<(), BusError>>,
+}
+
+/// The Redis chat bus of one pod.
+pub struct RedisBus {
+    link: RedisLink,
+    pod: String,
+    outgoing: mpsc::Sender<Outgoing>,
+    wanted: Mutex<HashSet<RoomName>>,
+    wanted_changed: Notify,
+    /// Generation of the latest interest change asked for.
+    requested: AtomicU64,
+    /// Generation of the latest interest change in place.
+    synced: watch::Sender<u64>,
+    timeout: Duration,
+    undelivered: AtomicU64,
+    inbound_tx: mpsc::Sender<ChanItem>,
+}
+
+/// The receiving ends a [`RedisBus`] hands to its tasks.
+pub struct BusTasks {
+    outgoing: mpsc::Receiver<Outgoing>,
+    inbound: mpsc::Receiver<ChanItem>,
+}
+
+impl RedisBus {
+    /// A bus for pod `pod` on `link`. Start [`RedisBus::run`] with the returned tasks.
+    pub fn new(link: RedisLink, pod: String, timeout: Duration) -> (Arc<Self>, BusTasks) {
+        let (outgoing_tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let bus = Arc::new(Self {
+            link,
+            pod,
+            outgoing: outgoing_tx,
+            wanted: Mutex::default(),
+            wanted_changed: Notify::new(),
+            requested: AtomicU64::new(0),
+            synced: watch::Sender::new(0),
+            timeout,
+            undelivered: AtomicU64::new(0),
+            inbound_tx,
+        });
+        (bus, BusTasks { outgoing, inbound })
+    }
+
+    /// This pod's id, carried in every envelope it publishes.
+    pub fn pod(&self) -> &str {
+        &self.pod
+    }
+
+    /// Deliveries that did not reach other pods (Redis down, slow or the queue full).
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered.load(Ordering::Relaxed)
+    }
+
+    /// Runs the publisher, the subscription keeper and the inbound pump until `cancel`.
+    pub async fn run(
+        self: Arc<Self>,
+        tasks: BusTasks,
+        chat: Arc<ChatService>,
+        cancel: CancellationToken,
+    ) {
+        tokio::join!(
+            self.clone().publish_loop(tasks.outgoing, cancel.clone()),
+            self.clone().subscription_loop(cancel.clone()),
+            self.clone().inbound_loop(tasks.inbound, chat, cancel),
+        );
+    }
+
+    fn count_undelivered(&self, n: u64, err: &BusError) {
+        let before = self.undelivered.fetch_add(n, Ordering::Relaxed);
+        // Log the first failure and then every 1000th, not every message.
+        if before == 0 || (before + n) / 1000 != before / 1000 {
+            warn!(error = %err, total = before + n, "messages did not reach other pods");
+        }
+    }
+
+    async fn publish_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Outgoing>,
+        cancel: CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => return,
+                n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+            };
+            if received == 0 {
+                return;
+            }
+            let mut pipe = redis::pipe();
+            for item in &batch {
+                pipe.cmd("PUBLISH")
+                    .arg(&item.channel)
+                    .arg(&item.payload)
+                    .ignore();
+            }
+            let result = self.link.pipeline(&pipe).await;
+            if let Err(e) = &result {
+                self.count_undelivered(batch.len() as u64, e);
+            }
+            for item in batch.drain(..) {
+                // The poster may have stopped waiting; that is fine.
+                let _ = item.done.send(result.clone());
+            }
+        }
+    }
+
+    async fn subscription_loop(self: Arc<Self>, cancel: CancellationToken) {
+        if let Err(e) = self
+            .link
+            .subscribe(GLOBAL_CHANNEL.to_owned(), self.inbound_tx.clone())
+            .await
+        {
+            debug!(error = %e, "global subscribe deferred until redis is back");
+        }
+        let mut subscribed: HashSet<RoomName> = HashSet::new();
+        loop {
+            let generation = self.requested.load(Ordering::Acquire);
+            let wanted = self
+                .wanted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for room in wanted.difference(&subscribed) {
+                if let Err(e) = self
+                    .link
+                    .subscribe(channel_for(Some(room)), self.inbound_tx.clone())
+                    .await
+                {
+                    debug!(room = %room, error = %e, "subscribe deferred until redis is back");
+                }
+            }
+            for room in subscribed.difference(&wanted) {
+                if let Err(e) = self.link.unsubscribe(&channel_for(Some(room))).await {
+                    debug!(room = %room, error = %e, "unsubscribe failed");
+                }
+            }
+            subscribed = wanted;
+            self.synced.send_replace(generation);
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wanted_changed.notified() => {}
+            }
+        }
+    }
+
+    async fn inbound_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<ChanItem>,
+        chat: Arc<ChatService>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let (channel, payload) = tokio::select! {
+                () = cancel.cancelled() => return,
+                item = rx.recv() => match item { Some(item) => item, None => return },
+            };
+            let envelope: Envelope<String, Message> = match serde_json::from_slice(&payload) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    debug!(channel, error = %e, "ignoring an unreadable bus message");
+                    continue;
+                }
+            };
+            if envelope.pod == self.pod {
+                continue;
+            }
+            if channel != channel_for(envelope.message.room.as_ref()) {
+                debug!(channel, "ignoring a bus message on the wrong channel");
+                continue;
+            }
+            chat.deliver_local(&Delivery {
+                message: Arc::new(envelope.message),
+                origin: None,
+            });
+        }
+    }
+}
+
+impl RedisBus {
+    /// A receipt settling once the subscription keeper has applied `generation`.
+    fn synced_at(&self, generation: u64) -> Receipt {
+        if *self.synced.borrow() >= generation {
+            return Receipt::ready(Ok(()));
+        }
+        let mut rx = self.synced.subscribe();
+        // Subscribing takes up to one Redis call per room ahead in the queue.
+        let limit = self.timeout * 4;
+        Receipt::from_future(Box::pin(async move {
+            match tokio::time::timeout(limit, rx.wait_for(|g| *g >= generation)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(BusError::Unavailable),
+                Err(_) => Err(BusError::Timeout),
+            }
+        }))
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, delivery: &Delivery) -> Receipt {
+        let envelope = Envelope {
+            pod: self.pod.as_str(),
+            message: &*delivery.message,
+        };
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(payload) => payload,
+            Err(e) => return Receipt::ready(Err(BusError::Backend(e.to_string()))),
+        };
+        if !self.link.is_up() {
+            self.count_undelivered(1, &BusError::Unavailable);
+            return Receipt::ready(Err(BusError::Unavailable));
+        }
+        let (done, receipt) = Receipt::pending();
+        let item = Outgoing {
+            channel: channel_for(delivery.message.room.as_ref()),
+            payload,
+            done,
+        };
+        match self.outgoing.try_send(item) {
+            Ok(()) => receipt,
+            Err(_) => {
+                self.count_undelivered(1, &BusError::Backlog);
+                Receipt::ready(Err(BusError::Backlog))
+            }
+        }
+    }
+
+    fn interest(&self, room: &RoomName, interested: bool) -> Receipt {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        if interested {
+            wanted.insert(room.clone());
+        } else {
+            wanted.remove(room);
+        }
+        let generation = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        drop(wanted);
+        self.wanted_changed.notify_one();
+        if interested {
+            self.synced_at(generation)
+        } else {
+            Receipt::ready(Ok(()))
+        }
+    }
+
+    fn settled(&self) -> Receipt {
+        self.synced_at(self.requested.load(Ordering::Acquire))
+    }
+
+    fn status(&self) -> BusStatus {
+        if self.link.is_up() {
+            BusStatus::Up
+        } else {
+            BusStatus::Down
+        }
+    }
+}

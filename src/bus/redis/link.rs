@@ -1,0 +1,273 @@
+//! [`RedisLink`]: the one Redis connection of a pod (redis-rs `ConnectionManager`, RESP3),
+//! shared by the chat bus and the socket.io adapter. It routes pub/sub pushes to
+//! per-channel queues, bounds every call with a timeout, checks liveness with a PING
+//! every second, and re-subscribes every channel when the connection comes back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::bus::BusError;
+
+/// A pub/sub message: channel name and payload.
+pub type ChanItem = (String, Vec<u8>);
+
+/// How often liveness is checked (and a lost connection retried).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The REDIS_URL could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for REDIS_URL: {0}")]
+pub struct UrlError(pub String);
+
+/// The pod's Redis connection. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisLink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    routes: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>,
+    up: Arc<AtomicBool>,
+    timeout: Duration,
+    inbound_dropped: Arc<AtomicU64>,
+}
+
+/// Parses a redis:// or rediss:// URL (user, password, db) and forces RESP3, which
+/// pub/sub pushes on a shared connection need.
+pub fn client_for(url: &str) -> Result<Client, UrlError> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| UrlError(e.to_string()))?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    Client::open(info.set_redis_settings(settings)).map_err(|e| UrlError(e.to_string()))
+}
+
+impl RedisLink {
+    /// Prepares the link without connecting: the heartbeat connects, and keeps
+    /// retrying while Redis is unreachable.
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, UrlError> {
+        // rediss:// uses rustls; install its crypto provider once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = client_for(url)?;
+        let routes: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>> = Arc::default();
+        let up = Arc::new(AtomicBool::new(false));
+        let inbound_dropped = Arc::new(AtomicU64::new(0));
+        let push = {
+            let routes = routes.clone();
+            let up = up.clone();
+            let dropped = inbound_dropped.clone();
+            move |info: PushInfo| {
+                route_push(info, &routes, &up, &dropped);
+                Ok::<(), std::convert::Infallible>(())
+            }
+        };
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(HEARTBEAT)
+            .set_push_sender(push)
+            .set_automatic_resubscription();
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| UrlError(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                routes,
+                up,
+                timeout,
+                inbound_dropped,
+            }),
+        })
+    }
+
+    /// Whether the last heartbeat reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
+    }
+
+    /// Pushes dropped because a channel's queue was full.
+    pub fn inbound_dropped(&self) -> u64 {
+        self.inner.inbound_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Runs one command with the link's timeout; fails at once while Redis is down.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BusError> {
+        if !self.is_up() {
+            return Err(BusError::Unavailable);
+        }
+        self.query_unchecked(cmd).await
+    }
+
+    async fn query_unchecked<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, BusError> {
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, cmd.query_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    /// Sends a pipeline with the link's timeout; fails at once while Redis is down.
+    pub async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<(), BusError> {
+        if !self.is_up() {
+            return Err(BusError::Unavailable);
+        }
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, pipe.query_async::<Value>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    /// Routes `channel`'s messages to `sink` and subscribes. The route holds even when
+    /// the SUBSCRIBE fails: the next reconnection subscribes it.
+    pub async fn subscribe(
+        &self,
+        channel: String,
+        sink: mpsc::Sender<ChanItem>,
+    ) -> Result<(), BusError> {
+        self.write_routes().insert(channel.clone(), sink);
+        if !self.is_up() {
+            return Ok(());
+        }
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channel)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    /// Stops routing and unsubscribes `channel`.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), BusError> {
+        self.write_routes().remove(channel);
+        if !self.is_up() {
+            return Ok(());
+        }
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, conn.unsubscribe(channel)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    fn write_routes(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+        self.inner.routes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// PINGs Redis every [`HEARTBEAT`] until `cancel`: marks the link up or down and,
+    /// whenever it comes up, subscribes every routed channel again.
+    pub async fn heartbeat(self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let alive = self
+                .query_unchecked::<String>(&redis::cmd("PING"))
+                .await
+                .is_ok();
+            let was_up = self.inner.up.load(Ordering::Relaxed);
+            if alive && !was_up {
+                match self.resubscribe_all().await {
+                    Ok(n) => {
+                        self.inner.up.store(true, Ordering::Relaxed);
+                        info!(channels = n, "redis up");
+                    }
+                    Err(e) => debug!(error = %e, "redis answered but resubscribing failed"),
+                }
+            } else if !alive && was_up {
+                self.inner.up.store(false, Ordering::Relaxed);
+                warn!("redis down; local delivery continues, retrying every second");
+            }
+        }
+    }
+
+    async fn resubscribe_all(&self) -> Result<usize, BusError> {
+        let channels: Vec<String> = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        if channels.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channels)).await {
+            Ok(Ok(())) => Ok(channels.len()),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+}
+
+fn backend(e: RedisError) -> BusError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        BusError::Unavailable
+    } else if e.is_timeout() {
+        BusError::Timeout
+    } else {
+        BusError::Backend(e.to_string())
+    }
+}
+
+fn route_push(
+    info: PushInfo,
+    routes: &RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
+    up: &AtomicBool,
+    dropped: &AtomicU64,
+) {
+    match info.kind {
+        PushKind::Message => {
+            let mut data = info.data.into_iter();
+            let (Some(chan), Some(payload)) = (data.next(), data.next()) else {
+                return;
+            };
+            let (Ok(chan), Ok(payload)) = (
+                redis::from_redis_value::<String>(chan),
+                redis::from_redis_value::<Vec<u8>>(payload),
+            ) else {
+                debug!("unreadable pub/sub message");
+                return;
+            };
+            let routes = routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(sink) = routes.get(&chan) {
+                if sink.try_send((chan, payload)).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!("inbound pub/sub queue full; message dropped");
+                }
+            }
+        }
+        PushKind::Disconnection => {
+            if up.swap(false, Ordering::Relaxed) {
+                warn!("redis connection lost; local delivery continues, reconnecting");
+            }
+        }
+        _ => {}
+    }
+}

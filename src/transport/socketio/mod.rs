@@ -1,0 +1,198 @@
+//! The Socket.IO transport: namespace "/" events (`room:join`, `room:leave`,
+//! `message:send`) mapped onto the chat, answers as acks or `error` events, and the
+//! socket.io side of local fan-out (`message:new`). Generic over the socketioxide
+//! adapter: in-memory on one node, socketioxide-redis across pods.
+
+mod fanout;
+mod reply;
+mod turn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use socketioxide::{ParserError, SocketIoBuilder};
+use tracing::info;
+
+pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
+pub use reply::{error_body, Reply, EVENT_ERROR};
+pub use turn::{Line, Turn};
+
+use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Transport};
+use crate::gate::Gate;
+
+/// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
+/// message is answered with MESSAGE_TOO_LARGE rather than a dropped connection.
+pub const FRAME_SLACK_BYTES: usize = 4096;
+
+/// Socket.IO settings taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SioSettings {
+    /// Engine.IO ping interval (PING_INTERVAL).
+    pub ping_interval: Duration,
+    /// Engine.IO ping timeout (PONG_TIMEOUT).
+    pub ping_timeout: Duration,
+    /// Largest message (MAX_MESSAGE_BYTES); frames may exceed it by [`FRAME_SLACK_BYTES`].
+    pub max_message_bytes: usize,
+    /// Packets buffered per socket (SEND_BUFFER).
+    pub send_buffer: usize,
+}
+
+/// State shared by the socket.io handlers.
+#[derive(Clone)]
+pub struct SioState {
+    chat: Arc<ChatService>,
+    gate: Gate,
+}
+
+/// Applies chatwire's wire settings and handler state to a socket.io builder.
+pub fn configure<A: Adapter>(
+    builder: SocketIoBuilder<A>,
+    settings: SioSettings,
+    chat: Arc<ChatService>,
+    gate: Gate,
+) -> SocketIoBuilder<A> {
+    let frame_limit = settings.max_message_bytes + FRAME_SLACK_BYTES;
+    builder
+        .ping_interval(settings.ping_interval)
+        .ping_timeout(settings.ping_timeout)
+        .max_payload(frame_limit as u64)
+        .ws_max_message_size(frame_limit)
+        .ws_max_frame_size(frame_limit)
+        .max_buffer_size(settings.send_buffer)
+        .with_state(SioState { chat, gate })
+}
+
+/// The connect handler of namespace "/": registers the socket and its event handlers.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
+    let conn = ConnId::new(socket.id.to_string());
+    state.chat.connect(conn.clone(), Transport::SocketIo);
+    socket.extensions.insert(state.gate.identify(&conn));
+    socket.extensions.insert(Line::new());
+    socket.on("room:join", on_join::<A>);
+    socket.on("room:leave", on_leave::<A>);
+    socket.on("message:send", on_send::<A>);
+    socket.on_fallback(on_unknown::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    info!(conn = %conn, transport = ?socket.transport_type(), "socket.io connected");
+}
+
+fn sender_of<A: Adapter>(socket: &SocketRef<A>) -> Sender {
+    socket.extensions.get::<Sender>().unwrap_or_else(|| Sender {
+        conn: ConnId::new(socket.id.to_string()),
+        user: socket.id.to_string(),
+    })
+}
+
+#[derive(Deserialize)]
+struct RoomRequest {
+    room: RoomName,
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    #[serde(default)]
+    room: Option<RoomName>,
+    content: String,
+}
+
+async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    turn: Turn,
+    TryData(req): TryData<RoomRequest>,
+    reply: Reply<A>,
+) {
+    turn.wait().await;
+    let joined = payload(req).and_then(|req| {
+        let receipt = state.chat.join(&sender_of(&socket).conn, &req.room)?;
+        socket.join(req.room.to_string());
+        Ok((req.room, receipt))
+    });
+    drop(turn);
+    let result = match joined {
+        Ok((room, receipt)) => {
+            // Acknowledge once messages from other pods for this room reach this pod.
+            let mut body = json!({ "status": "ok", "room": room });
+            if receipt.outcome().await.is_err() {
+                body["degraded"] = json!(true);
+            }
+            Ok(body)
+        }
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    turn: Turn,
+    TryData(req): TryData<RoomRequest>,
+    reply: Reply<A>,
+) {
+    turn.wait().await;
+    let result = payload(req).map(|req| {
+        socket.leave(req.room.to_string());
+        state.chat.leave(&sender_of(&socket).conn, &req.room);
+        json!({ "status": "ok", "room": req.room })
+    });
+    drop(turn);
+    reply.send(result);
+}
+
+async fn on_send<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    turn: Turn,
+    TryData(req): TryData<SendRequest>,
+    reply: Reply<A>,
+) {
+    turn.wait().await;
+    let posted =
+        payload(req).and_then(|req| state.chat.post(&sender_of(&socket), req.room, req.content));
+    drop(turn);
+    let result = match posted {
+        Ok(posted) => {
+            // Acknowledge once other pods have it, or say it reached only this pod.
+            let degraded = posted.receipt.outcome().await.is_err();
+            let mut body = json!({
+                "status": "ok",
+                "id": posted.message.id,
+                "timestamp": posted.message.timestamp,
+            });
+            if degraded {
+                body["degraded"] = json!(true);
+            }
+            Ok(body)
+        }
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_unknown<A: Adapter>(socket: SocketRef<A>, Event(event): Event, reply: Reply<A>) {
+    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(&event, 64)));
+    if reply.wants_ack() {
+        reply::emit_error(&socket, &err);
+    }
+    reply.send(Err(err));
+}
+
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    reason: DisconnectReason,
+) {
+    let conn = sender_of(&socket).conn;
+    state.chat.disconnect(&conn);
+    info!(conn = %conn, ?reason, "socket.io disconnected");
+}
+
+fn payload<T>(req: Result<T, ParserError>) -> Result<T, ChatError> {
+    req.map_err(|e| ChatError::invalid(e.to_string()))
+}
