@@ -9,7 +9,7 @@
 //! - [`telemetry`]: log setup.
 //! - [`gate`]: who a connection is (auth and limits plug in here).
 //! - [`chat`]: the domain: rooms, membership, messages, validation, `ChatService`.
-//! - [`bus`]: pod-to-pod fan-out (single node: nothing to do).
+//! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
 //! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP.
 //!
 //! # Life of a message
@@ -21,8 +21,14 @@
 //!    [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
 //!    once by socketioxide), the WebSocket hub encodes the JSON once and offers the same
 //!    bytes to each member's bounded outbox, skipping the sender, never waiting.
-//! 4. The chat then publishes to the [`bus::Bus`] for other pods.
+//! 4. The chat then queues it on the [`bus::Bus`] for other pods (Redis: published in
+//!    order, pipelined); each other pod subscribed to the room hands it to its own
+//!    local fan-outs, exactly as in step 3, with no origin to skip.
 //! 5. Each connection's writer drains its outbox onto its socket.
+//!
+//! Nothing in steps 1-4 waits on a socket or on Redis, so a sender's messages reach
+//! everyone in the order sent; socket.io events of one socket are taken in arrival order
+//! ([`transport::socketio::Turn`]) although socketioxide runs each in its own task.
 
 pub mod bus;
 pub mod chat;

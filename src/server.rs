@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
+use futures_util::future::BoxFuture;
 use socketioxide::adapter::{Adapter, Emitter};
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
@@ -22,7 +23,7 @@ use crate::bus::{Bus, LocalBus};
 use crate::chat::{ChatLimits, ChatService, LocalFanout, Transport};
 use crate::config::Config;
 use crate::gate::Gate;
-use crate::transport::http::{self, HttpContext};
+use crate::transport::http::{self, HttpContext, SocketDirectory};
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
 use crate::transport::ws_hub::{close_code, WsHub};
@@ -110,6 +111,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             hub: hub.clone(),
             bus: bus.clone(),
             draining: draining.clone(),
+            directory: Arc::new(SioDirectory(io.clone())),
         }))
         .merge(ws::routes(WsContext {
             chat: chat.clone(),
@@ -156,6 +158,18 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Serves the cluster socket listing from the socket.io side.
+struct SioDirectory<A: Adapter>(SocketIo<A>);
+
+impl<A: Adapter> SocketDirectory for SioDirectory<A> {
+    fn list(&self) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let (sockets, rooms) = socketio::cluster_view(&self.0).await?;
+            Ok(serde_json::json!({ "count": sockets.len(), "sockets": sockets, "rooms": rooms }))
+        })
+    }
 }
 
 /// Closes every socket.io socket and forgets their memberships: `io.close()` does not

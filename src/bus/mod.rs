@@ -96,6 +96,18 @@ impl Receipt {
         Self(ReceiptState::Future(future))
     }
 
+    /// The same receipt, settling as [`BusError::Timeout`] after `limit`.
+    pub fn with_deadline(self, limit: std::time::Duration) -> Self {
+        if let ReceiptState::Ready(_) = self.0 {
+            return self;
+        }
+        Self::from_future(Box::pin(async move {
+            tokio::time::timeout(limit, self.outcome())
+                .await
+                .unwrap_or(Err(BusError::Timeout))
+        }))
+    }
+
     /// Waits for the outcome.
     pub async fn outcome(self) -> Result<(), BusError> {
         match self.0 {

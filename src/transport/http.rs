@@ -1,4 +1,4 @@
-//! Plain HTTP endpoints: `/health` and `/ready`.
+//! Plain HTTP endpoints: `/health`, `/ready` and `/api/cluster/sockets`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,11 +8,18 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
 
 use crate::bus::{Bus, BusStatus};
-use crate::chat::ChatService;
+use crate::chat::{ChatService, ErrorCode};
 use crate::transport::ws_hub::WsHub;
+
+/// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
+pub trait SocketDirectory: Send + Sync + 'static {
+    /// Every socket (id, pod) and every room, across pods.
+    fn list(&self) -> BoxFuture<'_, Result<Value, String>>;
+}
 
 /// What the HTTP endpoints read.
 #[derive(Clone)]
@@ -25,13 +32,16 @@ pub struct HttpContext {
     pub bus: Arc<dyn Bus>,
     /// Set once shutdown begins: /ready answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// Socket.io sockets and rooms across the cluster.
+    pub directory: Arc<dyn SocketDirectory>,
 }
 
-/// `/health` and `/ready`.
+/// The HTTP routes.
 pub fn routes(ctx: HttpContext) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/api/cluster/sockets", get(cluster_sockets))
         .with_state(ctx)
 }
 
@@ -45,6 +55,16 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
         "dropped": ctx.hub.dropped(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+async fn cluster_sockets(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    match ctx.directory.list().await {
+        Ok(body) => (StatusCode::OK, Json(body)),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "error", "code": ErrorCode::Internal, "message": e })),
+        ),
+    }
 }
 
 async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {

@@ -456,3 +456,144 @@ impl ServerProcess {
             .code()
     }
 }
+
+/// A `redis-server` of the test's own on a free loopback port; it can be killed and
+/// restarted on the same port. Never touches the machine's shared Redis.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one, or returns `None` (after saying so loudly) when `redis-server` is not
+    /// installed. Under `CI=true` a missing `redis-server` fails the test.
+    pub async fn start() -> Option<Self> {
+        let found = std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server is not installed: CI needs it for the scale-out tests (apt-get install redis-server)"
+            );
+            eprintln!("SKIPPED: redis-server is not installed; scale-out tests need it");
+            return None;
+        }
+        let port = free_port().await;
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server (again) on its port and waits until it answers PING.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(mut conn) = self.connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILLs the server and waits for it to be gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis-server");
+        }
+    }
+
+    /// A plain connection for inspecting the server.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
+    /// Number of subscribers (pods) of `channel`.
+    pub async fn numsub(&self, channel: &str) -> u64 {
+        let mut conn = self.connection().await.expect("redis connection");
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .expect("PUBSUB NUMSUB");
+        n
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Starts `n` chatwire processes against `redis_url` and waits until each reports Redis up.
+pub async fn start_pods(n: usize, redis_url: &str, env: &[(&str, &str)]) -> Vec<ServerProcess> {
+    let mut pods = Vec::new();
+    for _ in 0..n {
+        let mut all = vec![("REDIS_URL", redis_url)];
+        all.extend_from_slice(env);
+        pods.push(ServerProcess::spawn(&all).await);
+    }
+    for pod in &pods {
+        wait_for_health(pod.addr, |h| h["redis"] == "up").await;
+    }
+    pods
+}
+
+impl ServerProcess {
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+}
+
+impl RedisServer {
+    /// Sends `signal` (e.g. "STOP", "CONT") to the redis-server process.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("redis-server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success());
+    }
+}

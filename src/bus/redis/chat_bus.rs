@@ -234,8 +234,7 @@ impl RedisBus {
             return Receipt::ready(Ok(()));
         }
         let mut rx = self.synced.subscribe();
-        // Subscribing takes up to one Redis call per room ahead in the queue.
-        let limit = self.timeout * 4;
+        let limit = self.timeout;
         Receipt::from_future(Box::pin(async move {
             match tokio::time::timeout(limit, rx.wait_for(|g| *g >= generation)).await {
                 Ok(Ok(_)) => Ok(()),
@@ -267,7 +266,9 @@ impl Bus for RedisBus {
             done,
         };
         match self.outgoing.try_send(item) {
-            Ok(()) => receipt,
+            // Whoever waits for the outcome waits at most REDIS_TIMEOUT, even when
+            // earlier publishes are still queued in front of this one.
+            Ok(()) => receipt.with_deadline(self.timeout),
             Err(_) => {
                 self.count_undelivered(1, &BusError::Backlog);
                 Receipt::ready(Err(BusError::Backlog))

@@ -263,10 +263,8 @@ fn route_push(
                 }
             }
         }
-        PushKind::Disconnection => {
-            if up.swap(false, Ordering::Relaxed) {
-                warn!("redis connection lost; local delivery continues, reconnecting");
-            }
+        PushKind::Disconnection if up.swap(false, Ordering::Relaxed) => {
+            warn!("redis connection lost; local delivery continues, reconnecting");
         }
         _ => {}
     }

@@ -196,3 +196,41 @@ async fn on_disconnect<A: Adapter>(
 fn payload<T>(req: Result<T, ParserError>) -> Result<T, ChatError> {
     req.map_err(|e| ChatError::invalid(e.to_string()))
 }
+
+/// One socket.io socket anywhere in the cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemoteSocketSummary {
+    /// Socket id.
+    pub id: String,
+    /// Id of the socketioxide server (pod) holding it.
+    pub server: String,
+}
+
+/// Every socket.io socket and room on namespace "/" across all pods (through the
+/// adapter; on one node, this pod's).
+pub async fn cluster_view<A: Adapter>(
+    io: &socketioxide::SocketIo<A>,
+) -> Result<(Vec<RemoteSocketSummary>, Vec<String>), String> {
+    let ns = io.of("/").ok_or("namespace / is closed")?;
+    let sockets = ns
+        .clone()
+        .fetch_sockets()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|s| RemoteSocketSummary {
+            id: s.data().id.to_string(),
+            server: s.data().server_id.to_string(),
+        })
+        .collect();
+    let mut rooms: Vec<String> = ns
+        .rooms()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.to_string())
+        .collect();
+    rooms.sort();
+    rooms.dedup();
+    Ok((sockets, rooms))
+}
