@@ -3,41 +3,15 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{http_get, start_pods, wait_for_health, RedisServer, SioClient, WsClient};
+use common::{
+    check_stream, http_get, start_pods, wait_for_health, RedisServer, SioClient, WsClient,
+};
 use serde_json::{json, Value};
 
 const PER_SENDER: usize = 75;
-
-/// Checks one receiver's stream: every other sender's messages once each, in order.
-fn check_stream(who: &str, own: &str, received: &[Value], senders: &[&str]) {
-    let mut ids = HashSet::new();
-    let mut next: HashMap<String, usize> = HashMap::new();
-    for msg in received {
-        let id = msg["id"].as_str().unwrap_or_default().to_string();
-        assert!(ids.insert(id), "{who}: duplicate {msg}");
-        assert_eq!(msg["room"], "R", "{who}: {msg}");
-        let content = msg["data"]["content"].as_str().unwrap_or_default();
-        let (sender, seq) = content.split_once('#').expect("sender#seq");
-        assert_ne!(sender, own, "{who} received its own message");
-        let expected = next.entry(sender.to_string()).or_default();
-        assert_eq!(
-            seq.parse::<usize>().ok(),
-            Some(*expected),
-            "{who}: {sender} out of order"
-        );
-        *expected += 1;
-    }
-    for s in senders.iter().filter(|s| **s != own) {
-        assert_eq!(
-            next.get(*s).copied(),
-            Some(PER_SENDER),
-            "{who}: messages from {s}"
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pods_are_one_chat() {
@@ -80,14 +54,14 @@ async fn three_pods_are_one_chat() {
         for _ in 0..expected {
             got.push(client.next_event("message:new").await);
         }
-        check_stream(name, name, &got, &senders);
+        check_stream(name, name, &got, &senders, PER_SENDER, "R");
     }
     for (name, client) in [("c", &mut c), ("d", &mut d)] {
         let mut got = Vec::new();
         for _ in 0..expected {
             got.push(client.recv_type("chat").await);
         }
-        check_stream(name, name, &got, &senders);
+        check_stream(name, name, &got, &senders, PER_SENDER, "R");
     }
 
     // Isolation: the bystanders' first message is the one sent to their own room.
@@ -169,6 +143,8 @@ async fn redis_restart_keeps_local_chat_and_resumes_cross_pod() {
     assert_eq!(ack["status"], "ok", "{ack}");
     assert_eq!(ack["degraded"], true, "{ack}");
     assert_eq!(raw1.recv_type("chat").await["data"]["content"], "during");
+    let h = common::health(pods[0].addr).await;
+    assert!(h["undelivered"].as_u64().unwrap_or(0) >= 1, "counted: {h}");
     raw1.chat("during-raw").await;
     assert_eq!(
         sio1.next_event("message:new").await["data"]["content"],
@@ -332,4 +308,46 @@ async fn socketio_cluster_operations_span_pods() {
             "{v}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_url_with_user_password_and_db() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let mut conn = redis.connection().await.expect("redis");
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all"][..])
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("ACL SETUSER");
+    let good = format!("redis://chat:s3cret@127.0.0.1:{}/3", redis.port);
+    let pods = start_pods(2, &good, &[]).await;
+    let (mut a, _) = WsClient::connect(&pods[0].ws_url("/ws/R")).await;
+    let (mut b, _) = WsClient::connect(&pods[1].ws_url("/ws/R")).await;
+    a.chat("authenticated").await;
+    assert_eq!(
+        b.recv_type("chat").await["data"]["content"],
+        "authenticated"
+    );
+
+    // A wrong password: the pod runs, says Redis is down, and is not ready.
+    let bad = format!("redis://chat:wrong@127.0.0.1:{}/3", redis.port);
+    let pod = common::ServerProcess::spawn(&[("REDIS_URL", &bad)]).await;
+    assert_eq!(common::health(pod.addr).await["redis"], "down");
+    assert_eq!(http_get(pod.addr, "/ready").await.0, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_redis_url_stops_startup_naming_the_variable() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatwire"))
+        .env_clear()
+        .env("REDIS_URL", "http://nope")
+        .env("PORT", "0")
+        .output()
+        .await
+        .expect("run chatwire");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
 }

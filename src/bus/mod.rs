@@ -134,6 +134,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Health of the link.
     fn status(&self) -> BusStatus;
+
+    /// Deliveries that did not reach other pods, since start.
+    fn undelivered(&self) -> u64 {
+        0
+    }
 }
 
 /// The single-node bus: nothing to publish to.

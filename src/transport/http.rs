@@ -53,6 +53,7 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
         "connections": { "socketio": counts.socketio, "ws": counts.ws },
         "rooms": counts.rooms,
         "dropped": ctx.hub.dropped(),
+        "undelivered": ctx.bus.undelivered(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }

@@ -3,7 +3,7 @@
 //! client (tokio-tungstenite) and a minimal HTTP GET.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -595,5 +595,41 @@ impl RedisServer {
             .await
             .expect("kill");
         assert!(status.success());
+    }
+}
+
+/// Checks one receiver's stream of chat messages in `room`: every other sender's
+/// `per_sender` messages (content `sender#seq`) once each, in order, none of its own.
+pub fn check_stream(
+    who: &str,
+    own: &str,
+    received: &[Value],
+    senders: &[&str],
+    per_sender: usize,
+    room: &str,
+) {
+    let mut ids = HashSet::new();
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for msg in received {
+        let id = msg["id"].as_str().unwrap_or_default().to_string();
+        assert!(ids.insert(id), "{who}: duplicate {msg}");
+        assert_eq!(msg["room"], room, "{who}: {msg}");
+        let content = msg["data"]["content"].as_str().unwrap_or_default();
+        let (sender, seq) = content.split_once('#').expect("sender#seq");
+        assert_ne!(sender, own, "{who} received its own message");
+        let expected = next.entry(sender.to_string()).or_default();
+        assert_eq!(
+            seq.parse::<usize>().ok(),
+            Some(*expected),
+            "{who}: {sender} out of order"
+        );
+        *expected += 1;
+    }
+    for s in senders.iter().filter(|s| **s != own) {
+        assert_eq!(
+            next.get(*s).copied(),
+            Some(per_sender),
+            "{who}: messages from {s}"
+        );
     }
 }

@@ -96,11 +96,6 @@ impl RedisBus {
         &self.pod
     }
 
-    /// Deliveries that did not reach other pods (Redis down, slow or the queue full).
-    pub fn undelivered(&self) -> u64 {
-        self.undelivered.load(Ordering::Relaxed)
-    }
-
     /// Runs the publisher, the subscription keeper and the inbound pump until `cancel`.
     pub async fn run(
         self: Arc<Self>,
@@ -295,6 +290,10 @@ impl Bus for RedisBus {
 
     fn settled(&self) -> Receipt {
         self.synced_at(self.requested.load(Ordering::Acquire))
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.undelivered.load(Ordering::Relaxed)
     }
 
     fn status(&self) -> BusStatus {

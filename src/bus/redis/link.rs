@@ -269,3 +269,28 @@ fn route_push(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_carry_user_password_db_and_tls() {
+        let client = client_for("rediss://chat:s3cret@cache.internal:6380/2").unwrap();
+        let info = client.get_connection_info();
+        assert!(matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }));
+        let settings = info.redis_settings();
+        assert_eq!(settings.db(), 2);
+        assert_eq!(settings.username(), Some("chat"));
+        assert_eq!(settings.password(), Some("s3cret"));
+        assert_eq!(settings.protocol(), ProtocolVersion::RESP3);
+        let plain = client_for("redis://127.0.0.1:6379").unwrap();
+        assert!(matches!(
+            plain.get_connection_info().addr(),
+            redis::ConnectionAddr::Tcp(..)
+        ));
+        for bad in ["http://x", "", "redis://:badport:x/"] {
+            assert!(client_for(bad).is_err(), "{bad}");
+        }
+    }
+}
