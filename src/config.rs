@@ -15,6 +15,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How room joins are authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoomAcl {
+    /// Any valid room, except other users' `user:` rooms.
+    None,
+    /// Only rooms matching the token's `rooms` claim patterns.
+    Claims,
+}
+
 /// chatwire: a realtime chat server speaking Socket.IO and raw WebSocket JSON.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chatwire", version, about, long_about = None)]
@@ -38,6 +47,132 @@ pub struct Config {
     /// Require a valid token on every connection.
     #[arg(long, env = "AUTH_ENABLED", value_name = "AUTH_ENABLED", default_value_t = false, action = ArgAction::Set)]
     pub auth_enabled: bool,
+
+    /// HS256 secret for verifying tokens (or use JWT_PUBLIC_KEY_FILE).
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        value_name = "JWT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub jwt_secret: String,
+
+    /// PEM public key (RSA or EC P-256) for verifying RS256 or ES256 tokens.
+    #[arg(
+        long,
+        env = "JWT_PUBLIC_KEY_FILE",
+        value_name = "JWT_PUBLIC_KEY_FILE",
+        default_value = ""
+    )]
+    pub jwt_public_key_file: String,
+
+    /// Accepted token algorithms, comma-separated (empty: HS256 with JWT_SECRET, RS256 or ES256 from the key file).
+    #[arg(
+        long,
+        env = "JWT_ALGORITHMS",
+        value_name = "JWT_ALGORITHMS",
+        default_value = ""
+    )]
+    pub jwt_algorithms: String,
+
+    /// Required `iss` claim (empty: not checked).
+    #[arg(
+        long,
+        env = "JWT_ISSUER",
+        value_name = "JWT_ISSUER",
+        default_value = ""
+    )]
+    pub jwt_issuer: String,
+
+    /// Required `aud` claim (empty: not checked).
+    #[arg(
+        long,
+        env = "JWT_AUDIENCE",
+        value_name = "JWT_AUDIENCE",
+        default_value = ""
+    )]
+    pub jwt_audience: String,
+
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[arg(long, env = "JWT_LEEWAY", value_name = "JWT_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// Room authorization: `none` (any room but other users' `user:` rooms) or `claims` (only rooms matching the token's `rooms` patterns).
+    #[arg(long, env = "ROOM_ACL", value_name = "ROOM_ACL", value_enum, default_value_t = RoomAcl::None)]
+    pub room_acl: RoomAcl,
+
+    /// `message:send` events allowed per user per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_MESSAGES_PER_MIN",
+        value_name = "RATE_MESSAGES_PER_MIN",
+        default_value_t = 60
+    )]
+    pub rate_messages_per_min: u32,
+
+    /// `user:typing` events allowed per user per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_TYPING_PER_MIN",
+        value_name = "RATE_TYPING_PER_MIN",
+        default_value_t = 10
+    )]
+    pub rate_typing_per_min: u32,
+
+    /// `presence:update` events allowed per user per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_PRESENCE_PER_MIN",
+        value_name = "RATE_PRESENCE_PER_MIN",
+        default_value_t = 30
+    )]
+    pub rate_presence_per_min: u32,
+
+    /// Connection attempts allowed per client IP per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_CONNECTIONS_PER_MIN",
+        value_name = "RATE_CONNECTIONS_PER_MIN",
+        default_value_t = 10
+    )]
+    pub rate_connections_per_min: u32,
+
+    /// Open connections allowed in all (0: unlimited).
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        value_name = "MAX_CONNECTIONS",
+        default_value_t = 50000
+    )]
+    pub max_connections: usize,
+
+    /// Open connections allowed per client IP (0: unlimited).
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS_PER_IP",
+        value_name = "MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+
+    /// Origins allowed to connect (comma-separated, e.g. `https://chat.example.com`; `*`: any).
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_name = "ALLOWED_ORIGINS",
+        default_value = "*"
+    )]
+    pub allowed_origins: String,
 
     /// Largest message or WebSocket frame a client may send, in bytes.
     #[arg(
@@ -124,6 +259,21 @@ impl Config {
             redis_url: String::new(),
             redis_timeout: Duration::from_secs(1),
             auth_enabled: false,
+            jwt_secret: String::new(),
+            jwt_public_key_file: String::new(),
+            jwt_algorithms: String::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
+            jwt_leeway: Duration::from_secs(5),
+            room_acl: RoomAcl::None,
+            rate_messages_per_min: 60,
+            rate_typing_per_min: 10,
+            rate_presence_per_min: 30,
+            rate_connections_per_min: 10,
+            max_connections: 50000,
+            max_connections_per_ip: 256,
+            trusted_proxies: String::new(),
+            allowed_origins: "*".into(),
             max_message_bytes: 65536,
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(60),
@@ -163,13 +313,7 @@ impl Config {
         if self.redis_timeout.is_zero() {
             return bad("REDIS_TIMEOUT", "must be greater than zero");
         }
-        if self.auth_enabled {
-            return bad(
-                "AUTH_ENABLED",
-                "token authentication is not available in this build yet; leave it false",
-            );
-        }
-        Ok(())
+        crate::gate::validate(self).map_err(|(key, reason)| ConfigError { key, reason })
     }
 }
 

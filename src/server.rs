@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
@@ -22,7 +23,7 @@ use crate::bus::redis::{LinkDriver, RedisBus, RedisLink};
 use crate::bus::{Bus, LocalBus};
 use crate::chat::{ChatLimits, ChatService, LocalFanout, Transport};
 use crate::config::Config;
-use crate::gate::Gate;
+use crate::gate::{Gate, GateClock};
 use crate::transport::http::{self, HttpContext, SocketDirectory};
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
@@ -38,9 +39,21 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(listener, config, shutdown, GateClock::default()).await
+}
+
+/// [`run`] with the rate limiters on `clock` (tests advance it instead of waiting).
+pub async fn run_with_clock(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    clock: GateClock,
+) -> anyhow::Result<()> {
+    let gate = Gate::new(&config, clock)
+        .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     if config.redis_url.is_empty() {
         let bus = Arc::new(LocalBus);
-        return serve(listener, config, shutdown, bus, SocketIo::builder()).await;
+        return serve(listener, config, shutdown, gate, bus, SocketIo::builder()).await;
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(&config.redis_url, config.redis_timeout)?;
@@ -57,23 +70,25 @@ pub async fn run(
     let start = move |chat: Arc<ChatService>| {
         tokio::spawn(bus_for_run.run(tasks, chat, background));
     };
-    serve_with(listener, config, shutdown, bus, builder, start).await
+    serve_with(listener, config, shutdown, gate, bus, builder, start).await
 }
 
 async fn serve<A: Adapter + DefinedAdapter>(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
+    gate: Gate,
     bus: Arc<dyn Bus>,
     builder: SocketIoBuilder<A>,
 ) -> anyhow::Result<()> {
-    serve_with(listener, config, shutdown, bus, builder, |_| {}).await
+    serve_with(listener, config, shutdown, gate, bus, builder, |_| {}).await
 }
 
 async fn serve_with<A: Adapter + DefinedAdapter>(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
+    gate: Gate,
     bus: Arc<dyn Bus>,
     builder: SocketIoBuilder<A>,
     start_bus: impl FnOnce(Arc<ChatService>),
@@ -86,7 +101,6 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     ));
     start_bus(chat.clone());
     let hub = Arc::new(WsHub::new(config.pong_timeout));
-    let gate = Gate;
     let settings = SioSettings {
         ping_interval: config.ping_interval,
         ping_timeout: config.pong_timeout,
@@ -95,7 +109,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     };
     let (sio_layer, io) =
         socketio::configure(builder, settings, chat.clone(), gate.clone()).build_layer();
-    io.ns("/", socketio::on_connect::<A>).spawn();
+    io.ns("/", socketio::on_connect::<A>.with(socketio::admit::<A>))
+        .spawn();
     let sio_fanout = Arc::new(SioFanout::default());
     sio_fanout.attach(io.clone());
     chat.set_fanouts(vec![
@@ -116,7 +131,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         .merge(ws::routes(WsContext {
             chat: chat.clone(),
             hub: hub.clone(),
-            gate,
+            gate: gate.clone(),
             tracker: tracker.clone(),
             settings: WsSettings {
                 max_message_bytes: config.max_message_bytes,
@@ -125,7 +140,12 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
                 send_buffer: config.send_buffer,
             },
         }))
-        .layer(sio_layer);
+        .layer(sio_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            http::check_origin,
+        ))
+        .layer(http::cors(&gate));
 
     let addr = listener.local_addr()?;
     info!(%addr, "listening");

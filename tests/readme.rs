@@ -15,7 +15,7 @@ fn from_help() -> BTreeMap<String, String> {
     let mut env = None;
     for line in help.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("[env: ") {
-            env = rest.split('=').next().map(String::from);
+            env = rest.split(['=', ']']).next().map(String::from);
         } else if let Some(rest) = line.strip_prefix("[default: ") {
             if let Some(var) = env.take() {
                 vars.insert(var, rest.trim_end_matches(']').to_string());

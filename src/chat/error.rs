@@ -67,6 +67,15 @@ pub enum ChatError {
     /// The server failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Credentials are missing, invalid or expired.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
+    /// Too many requests of this kind.
+    #[error("rate limited: retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// How long until the next request is allowed.
+        retry_after_ms: u64,
+    },
 }
 
 impl ChatError {
@@ -78,6 +87,16 @@ impl ChatError {
             Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::AuthFailed(_) => ErrorCode::AuthFailed,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+        }
+    }
+
+    /// For RATE_LIMITED, how long the client should wait.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 

@@ -6,6 +6,7 @@ mod delivery;
 mod error;
 mod membership;
 mod message;
+mod policy;
 mod room;
 mod service;
 
@@ -13,5 +14,6 @@ pub use delivery::{Delivery, LocalFanout};
 pub use error::{excerpt, ChatError, ErrorCode};
 pub use membership::{ConnId, Interest, Membership, MembershipCounts, Transport};
 pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
+pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};
-pub use service::{ChatLimits, ChatService, Posted, Sender};
+pub use service::{ChatLimits, ChatService, Posted};

@@ -5,18 +5,10 @@ use std::sync::{Arc, OnceLock};
 use tracing::warn;
 
 use super::{
-    ChatError, ConnId, Delivery, Interest, LocalFanout, Membership, Message, RoomName, Transport,
+    ChatError, ConnId, Delivery, Interest, LocalFanout, Membership, Message, RoomName, Sender,
+    Transport,
 };
 use crate::bus::{Bus, Receipt};
-
-/// Who is acting: the connection and the identity messages are sent `from`.
-#[derive(Debug, Clone)]
-pub struct Sender {
-    /// The local connection.
-    pub conn: ConnId,
-    /// The identity written into `from`.
-    pub user: String,
-}
 
 /// A message accepted by the chat: delivered to local members, queued for other pods.
 #[derive(Debug)]
@@ -71,10 +63,11 @@ impl ChatService {
         self.membership.connect(conn, transport);
     }
 
-    /// Adds the connection to `room`. The receipt settles once messages other pods
+    /// Adds the connection to `room` if its identity may join it. The receipt settles once messages other pods
     /// send to `room` reach this pod.
-    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Result<Receipt, ChatError> {
-        match self.membership.join(conn, room) {
+    pub fn join(&self, sender: &Sender, room: &RoomName) -> Result<Receipt, ChatError> {
+        sender.may_join(room)?;
+        match self.membership.join(&sender.conn, room) {
             None => Err(ChatError::Internal("connection is not registered".into())),
             Some(Interest::Gained) => Ok(self.bus.interest(room, true)),
             Some(_) => Ok(self.bus.settled()),

@@ -1,19 +1,184 @@
-//! The gate decides who a connection is (and, later, whether it may connect and act at
-//! this rate). Today every connection is anonymous and its identity is its client id;
-//! token verification and rate limits plug in here.
+//! The gate decides whether a connection may open (origin, connection caps and rate,
+//! token) and who it is, and whether each event fits its rate limit. Transports call
+//! it before the chat; it is the only user of jsonwebtoken and governor.
 
-use crate::chat::{ConnId, Sender};
+mod auth;
+mod connections;
+mod limits;
 
-/// Admits connections and names their identity.
-#[derive(Debug, Clone, Default)]
-pub struct Gate;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use ipnet::IpNet;
+
+pub use auth::{AuthSettings, Authenticator, Claims, MAX_TOKEN_BYTES};
+pub use connections::{client_ip, parse_proxies, ConnectionCaps, ConnectionPermit, Origins};
+pub use limits::{Action, EventLimits, GateClock, Limit, MAX_TRACKED_KEYS};
+
+use crate::chat::{ChatError, ConnId, Sender};
+use crate::config::{Config, RoomAcl};
+
+/// A configuration problem: the variable and what is wrong.
+pub type GateConfigError = (&'static str, String);
+
+/// Admission and identity for both transports. Cheap to clone.
+#[derive(Clone)]
+pub struct Gate(Arc<Inner>);
+
+struct Inner {
+    auth: Option<Authenticator>,
+    auth_required: bool,
+    acl_claims: bool,
+    events: EventLimits,
+    connects: Limit,
+    caps: Arc<ConnectionCaps>,
+    origins: Origins,
+    proxies: Vec<IpNet>,
+}
+
+/// An admitted, identified connection.
+pub struct Admission {
+    /// Who it is.
+    pub sender: Sender,
+    /// When its token expires (seconds since the Unix epoch), if it has one.
+    pub expires_at: Option<u64>,
+}
+
+/// Checks the gate's settings without building it (for `Config::validate`).
+pub fn validate(config: &Config) -> Result<(), GateConfigError> {
+    Gate::new(config, GateClock::default()).map(drop)
+}
 
 impl Gate {
-    /// The identity of a newly admitted connection.
-    pub fn identify(&self, conn: &ConnId) -> Sender {
-        Sender {
-            conn: conn.clone(),
-            user: conn.to_string(),
+    /// Builds the gate from the configuration, on `clock`.
+    pub fn new(config: &Config, clock: GateClock) -> Result<Self, GateConfigError> {
+        let pem = if config.jwt_public_key_file.is_empty() {
+            None
+        } else {
+            Some(std::fs::read(&config.jwt_public_key_file).map_err(|e| {
+                (
+                    "JWT_PUBLIC_KEY_FILE",
+                    format!("cannot read {}: {e}", config.jwt_public_key_file),
+                )
+            })?)
+        };
+        let has_key = !config.jwt_secret.is_empty() || pem.is_some();
+        if config.auth_enabled && !has_key {
+            return Err((
+                "AUTH_ENABLED",
+                "needs JWT_SECRET or JWT_PUBLIC_KEY_FILE".into(),
+            ));
         }
+        if config.room_acl == RoomAcl::Claims && !has_key {
+            return Err((
+                "ROOM_ACL",
+                "claims needs JWT_SECRET or JWT_PUBLIC_KEY_FILE".into(),
+            ));
+        }
+        let auth = if has_key {
+            Some(Authenticator::new(&AuthSettings {
+                secret: &config.jwt_secret,
+                public_key_pem: pem.as_deref(),
+                algorithms: &config.jwt_algorithms,
+                issuer: &config.jwt_issuer,
+                audience: &config.jwt_audience,
+                leeway_secs: config.jwt_leeway.as_secs(),
+            })?)
+        } else {
+            None
+        };
+        Ok(Self(Arc::new(Inner {
+            auth,
+            auth_required: config.auth_enabled,
+            acl_claims: config.room_acl == RoomAcl::Claims,
+            events: EventLimits::new(
+                config.rate_messages_per_min,
+                config.rate_typing_per_min,
+                config.rate_presence_per_min,
+                &clock,
+            ),
+            connects: Limit::per_minute(config.rate_connections_per_min, clock),
+            caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+            origins: Origins::parse(&config.allowed_origins).map_err(|e| ("ALLOWED_ORIGINS", e))?,
+            proxies: parse_proxies(&config.trusted_proxies).map_err(|e| ("TRUSTED_PROXIES", e))?,
+        })))
     }
+
+    /// The allowed origins.
+    pub fn origins(&self) -> &Origins {
+        &self.0.origins
+    }
+
+    /// The client address behind `peer`.
+    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.0.proxies)
+    }
+
+    /// Checks the origin, the connection rate and caps for a new connection from `ip`.
+    pub fn admit(&self, ip: IpAddr, headers: &HeaderMap) -> Result<ConnectionPermit, ChatError> {
+        self.0.origins.check(headers)?;
+        self.0.connects.check(&ip.to_string())?;
+        self.0.caps.admit(ip)
+    }
+
+    /// Verifies `token` (required when AUTH_ENABLED) and names the connection's identity.
+    pub fn identify(&self, conn: ConnId, token: Option<&str>) -> Result<Admission, ChatError> {
+        let token = token.map(str::trim).filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            if self.0.auth_required {
+                return Err(ChatError::AuthFailed("a token is required".into()));
+            }
+            return Ok(Admission {
+                sender: Sender::anonymous(conn),
+                expires_at: None,
+            });
+        };
+        let Some(auth) = &self.0.auth else {
+            return Err(ChatError::AuthFailed(
+                "this server verifies no tokens; connect without one".into(),
+            ));
+        };
+        let claims = auth.verify(token)?;
+        Ok(Admission {
+            sender: Sender {
+                conn,
+                user: claims.user,
+                name: claims.name,
+                anonymous: false,
+                allowed_rooms: self.0.acl_claims.then_some(claims.rooms),
+            },
+            expires_at: Some(claims.expires_at),
+        })
+    }
+
+    /// Takes one `action` from `sender`'s allowance.
+    pub fn limit(&self, action: Action, sender: &Sender) -> Result<(), ChatError> {
+        self.0.events.check(action, &sender.user)
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The token of a `Sec-WebSocket-Protocol: bearer, <token>` header (browsers cannot set
+/// Authorization on a WebSocket).
+pub fn protocol_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let mut parts = value.split(',').map(str::trim);
+    match (parts.next(), parts.next()) {
+        (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token),
+        _ => None,
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

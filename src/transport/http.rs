@@ -3,16 +3,20 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::bus::{Bus, BusStatus};
 use crate::chat::{ChatService, ErrorCode};
+use crate::gate::Gate;
 use crate::transport::ws_hub::WsHub;
 
 /// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
@@ -82,4 +86,26 @@ async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {
     } else {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     }
+}
+
+/// Refuses requests whose Origin is not allowed (socket.io handshakes and polling
+/// included) with 403 and a JSON error, before any transport sees them.
+pub async fn check_origin(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    if let Err(e) = gate.origins().check(req.headers()) {
+        let body = json!({ "status": "error", "code": e.code(), "message": e.to_string() });
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
+    next.run(req).await
+}
+
+/// CORS for browsers (socket.io long-polling, the HTTP API) from allowed origins.
+pub fn cors(gate: &Gate) -> CorsLayer {
+    let origins = gate.origins().clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origins.allows(origin.as_bytes())
+        }))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }

@@ -2,13 +2,15 @@
 //! (a reader that decodes and calls the chat, a writer that drains the outbox and sends
 //! heartbeats). Reader and writer end each other through the connection's [`Closer`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,8 +26,10 @@ use uuid::Uuid;
 
 use super::ws_hub::{close_code, Closer, Outbox, WsHub};
 use super::ws_protocol::{self, ClientFrame};
-use crate::chat::{ChatError, ChatService, ConnId, RoomName, Sender, Transport};
-use crate::gate::Gate;
+use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender, Transport};
+use crate::gate::{
+    bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
+};
 
 /// How many queued frames the writer sends before flushing.
 const WRITE_BATCH: usize = 64;
@@ -52,7 +56,7 @@ pub struct WsContext {
     pub chat: Arc<ChatService>,
     /// The local registry of raw connections.
     pub hub: Arc<WsHub>,
-    /// Names each connection's identity.
+    /// Admits connections, names their identity, limits their rate.
     pub gate: Gate,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
@@ -73,40 +77,79 @@ pub fn routes(ctx: WsContext) -> Router {
 #[derive(Deserialize)]
 struct WsQuery {
     room: Option<String>,
+    token: Option<String>,
 }
 
-fn bad_request(err: &ChatError) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "status": "error", "code": err.code(), "message": err.to_string() })),
-    )
-        .into_response()
+type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// The HTTP status a refused upgrade answers with.
+fn status_of(err: &ChatError) -> StatusCode {
+    match err.code() {
+        ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn refuse(err: &ChatError) -> Response {
+    let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });
+    let mut response = match err.retry_after_ms() {
+        Some(ms) => {
+            body["retry_after_ms"] = json!(ms);
+            let secs = ms.div_ceil(1000).to_string();
+            (status_of(err), [(header::RETRY_AFTER, secs)], Json(body)).into_response()
+        }
+        None => (status_of(err), Json(body)).into_response(),
+    };
+    if err.code() == ErrorCode::AuthFailed {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 async fn upgrade(
     State(ctx): State<WsContext>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: UpgradeResult,
 ) -> Response {
-    let room = match query {
-        Ok(Query(q)) => q.room,
-        Err(e) => return bad_request(&ChatError::invalid(format!("bad query string: {e}"))),
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
     };
-    accept(ctx, room.as_deref(), ws)
+    accept(ctx, peer, &headers, query.room.as_deref(), query.token, ws)
 }
 
 async fn upgrade_with_room(
     State(ctx): State<WsContext>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(room): Path<String>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: UpgradeResult,
 ) -> Response {
-    accept(ctx, Some(&room), ws)
+    let token = match query {
+        Ok(Query(q)) => q.token,
+        Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
+    };
+    accept(ctx, peer, &headers, Some(&room), token, ws)
 }
 
+/// Everything is checked before the upgrade: a refused client gets an HTTP error with a
+/// JSON body (400 bad room, 401 token, 403 origin or room, 429 rate or caps).
 fn accept(
     ctx: WsContext,
+    peer: SocketAddr,
+    headers: &HeaderMap,
     room: Option<&str>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    query_token: Option<String>,
+    ws: UpgradeResult,
 ) -> Response {
     let room = match room
         .filter(|r| !r.is_empty())
@@ -114,28 +157,63 @@ fn accept(
         .transpose()
     {
         Ok(room) => room,
-        Err(e) => return bad_request(&e),
+        Err(e) => return refuse(&e),
     };
+    let ip = ctx.gate.client_ip(Some(peer), headers);
+    let permit = match ctx.gate.admit(ip, headers) {
+        Ok(permit) => permit,
+        Err(e) => return refuse(&e),
+    };
+    let protocol_token = protocol_token(headers);
+    let token = bearer_token(headers)
+        .or(query_token.as_deref())
+        .or(protocol_token);
+    let conn = ConnId::new(Uuid::now_v7().to_string());
+    let admission = match ctx.gate.identify(conn, token) {
+        Ok(admission) => admission,
+        Err(e) => return refuse(&e),
+    };
+    if let Some(room) = &room {
+        if let Err(e) = admission.sender.may_join(room) {
+            return refuse(&e);
+        }
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
+    };
+    // A token sent as `Sec-WebSocket-Protocol: bearer, <token>` needs the protocol echoed.
+    let ws = if protocol_token.is_some() {
+        ws.protocols(["bearer"])
+    } else {
+        ws
     };
     let max = ctx.settings.max_message_bytes;
     let tracker = ctx.tracker.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| tracker.track_future(run_connection(socket, ctx, room)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(run_connection(socket, ctx, room, admission, permit))
+        })
 }
 
-async fn run_connection(socket: WebSocket, ctx: WsContext, room: Option<RoomName>) {
-    let conn = ConnId::new(Uuid::now_v7().to_string());
-    let sender = ctx.gate.identify(&conn);
+async fn run_connection(
+    socket: WebSocket,
+    ctx: WsContext,
+    room: Option<RoomName>,
+    admission: Admission,
+    _permit: ConnectionPermit,
+) {
+    let sender = admission.sender;
+    let conn = sender.conn.clone();
     let (tx, rx) = mpsc::channel(ctx.settings.send_buffer);
     let closer = Closer::default();
     let outbox = Arc::new(Outbox::new(tx, closer.clone()));
     ctx.chat.connect(conn.clone(), Transport::Ws);
-    if let Some(room) = &room {
-        match ctx.chat.join(&conn, room) {
+    ctx.hub.register(conn.clone(), outbox.clone());
+    let rooms: Vec<RoomName> = room.iter().cloned().chain(sender.own_room()).collect();
+    for joined in &rooms {
+        match ctx.chat.join(&sender, joined) {
             // Welcome once messages from other pods for this room reach this pod.
             Ok(receipt) => {
                 if let Err(e) = receipt.outcome().await {
@@ -147,16 +225,35 @@ async fn run_connection(socket: WebSocket, ctx: WsContext, room: Option<RoomName
     }
     let welcome = ws_protocol::welcome(conn.as_str(), room.as_ref());
     ctx.hub.offer(&outbox, welcome.to_json().into());
-    ctx.hub.register(conn.clone(), room.clone(), outbox.clone());
-    info!(conn = %conn, room = ?room, "ws connected");
+    for joined in &rooms {
+        ctx.hub.join(&conn, joined);
+    }
+    info!(conn = %conn, user = %sender.user, room = ?room, "ws connected");
 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), ctx.settings));
+    let expiry = admission.expires_at.map(|exp| {
+        let (hub, outbox, closer) = (ctx.hub.clone(), outbox.clone(), closer.clone());
+        tokio::spawn(async move {
+            let wait = Duration::from_secs(exp.saturating_sub(unix_now()));
+            tokio::select! {
+                () = closer.closed() => {}
+                () = tokio::time::sleep(wait) => {
+                    let err = ChatError::AuthFailed("token expired".into());
+                    hub.offer(&outbox, ws_protocol::error(&err).to_json().into());
+                    closer.close(close_code::POLICY, "token expired");
+                }
+            }
+        })
+    });
     read_loop(stream, &ctx, &sender, room.as_ref(), &outbox, &closer).await;
     closer.close(close_code::NORMAL, "connection ended");
 
-    ctx.hub.unregister(&conn, room.as_ref());
+    ctx.hub.unregister(&conn, &rooms);
     ctx.chat.disconnect(&conn);
+    if let Some(expiry) = expiry {
+        expiry.abort();
+    }
     if let Err(e) = writer.await {
         debug!(error = %e, "ws writer task failed");
     }
@@ -185,8 +282,8 @@ async fn read_loop(
             Err(_elapsed) => return closer.close(close_code::POLICY, "pong timeout"),
             Ok(None) => return,
             Ok(Some(Err(e))) => {
-                if is_capacity_error(e) {
-                    return closer.close(close_code::TOO_BIG, "message too big");
+                if let Some((code, reason)) = read_error_close(e) {
+                    closer.close(code, reason);
                 }
                 return;
             }
@@ -224,28 +321,22 @@ fn post(
     named: Option<RoomName>,
     content: String,
 ) -> Result<(), ChatError> {
-    let target = match (conn_room, named) {
-        (Some(own), Some(named)) if *own != named => {
-            return Err(ChatError::Channel(format!(
-                "this connection is in room {own}, not {named}"
-            )))
-        }
-        (None, Some(named)) => {
-            return Err(ChatError::Channel(format!(
-                "this connection is not in room {named}; connect to /ws/{named}"
-            )))
-        }
-        (own, _) => own.cloned(),
-    };
+    ctx.gate.limit(Action::Send, sender)?;
+    // The connection's own room unless the frame names another room it is in (its
+    // `user:` room); none at all: global. The chat refuses rooms it is not in.
+    let target = named.or_else(|| conn_room.cloned());
     // The raw protocol has no acks: the receipt is not awaited.
     ctx.chat.post(sender, target, content).map(drop)
 }
 
-fn is_capacity_error(err: axum::Error) -> bool {
-    matches!(
-        err.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+/// The close code for a read error the client caused (too big, invalid UTF-8).
+fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
+    match err.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Some((close_code::TOO_BIG, "message too big")),
+        Some(tungstenite::Error::Utf8(_)) => Some((close_code::INVALID_DATA, "invalid utf-8")),
+        Some(tungstenite::Error::Protocol(_)) => Some((close_code::PROTOCOL, "protocol error")),
+        _ => None,
+    }
 }
 
 async fn write_loop(

@@ -24,6 +24,10 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// A frame exceeded MAX_MESSAGE_BYTES.
     pub const TOO_BIG: u16 = 1009;
+    /// The client broke the WebSocket protocol.
+    pub const PROTOCOL: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
 }
 
 /// Ends one connection with a close code; the first reason given wins.
@@ -105,24 +109,29 @@ impl WsHub {
         }
     }
 
-    /// Adds a connection, in `room` when given.
-    pub fn register(&self, conn: ConnId, room: Option<RoomName>, outbox: Arc<Outbox>) {
+    /// Adds a connection (in no room yet).
+    pub fn register(&self, conn: ConnId, outbox: Arc<Outbox>) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(room) = room {
-            inner
-                .rooms
-                .entry(room)
-                .or_default()
-                .insert(conn.clone(), outbox.clone());
-        }
         inner.conns.insert(conn, outbox);
     }
 
-    /// Removes a connection from the hub and its room.
-    pub fn unregister(&self, conn: &ConnId, room: Option<&RoomName>) {
+    /// Adds a registered connection to `room`.
+    pub fn join(&self, conn: &ConnId, room: &RoomName) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(outbox) = inner.conns.get(conn).cloned() {
+            inner
+                .rooms
+                .entry(room.clone())
+                .or_default()
+                .insert(conn.clone(), outbox);
+        }
+    }
+
+    /// Removes a connection from the hub and from `rooms`.
+    pub fn unregister(&self, conn: &ConnId, rooms: &[RoomName]) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.conns.remove(conn);
-        if let Some(room) = room {
+        for room in rooms {
             if let Some(members) = inner.rooms.get_mut(room) {
                 members.remove(conn);
                 if members.is_empty() {

@@ -85,11 +85,11 @@ pub fn pong() -> Message {
 
 /// An error frame: `{"type":"error","data":{"code":"...","message":"..."}}`.
 pub fn error(err: &ChatError) -> Message {
-    Message::from_server(
-        MessageType::Error,
-        None,
-        json!({ "code": err.code(), "message": err.to_string() }),
-    )
+    let mut data = json!({ "code": err.code(), "message": err.to_string() });
+    if let Some(ms) = err.retry_after_ms() {
+        data["retry_after_ms"] = json!(ms);
+    }
+    Message::from_server(MessageType::Error, None, data)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chatwire::config::Config;
+use chatwire::gate::GateClock;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -26,13 +27,24 @@ use tokio_util::sync::CancellationToken;
 /// How long any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A config for tests: loopback, free port, defaults otherwise.
+/// A config for tests: loopback, free port, no rate limits or connection caps (every
+/// test client comes from 127.0.0.1), defaults otherwise.
 pub fn test_config() -> Config {
     let mut config = Config::defaults();
     config.host = [127, 0, 0, 1].into();
     config.port = 0;
+    config.rate_connections_per_min = 0;
+    config.rate_messages_per_min = 0;
+    config.max_connections_per_ip = 0;
     config
 }
+
+/// The environment that [`test_config`] stands for, for server processes.
+pub const TEST_ENV: &[(&str, &str)] = &[
+    ("RATE_CONNECTIONS_PER_MIN", "0"),
+    ("RATE_MESSAGES_PER_MIN", "0"),
+    ("MAX_CONNECTIONS_PER_IP", "0"),
+];
 
 /// A chatwire server running inside the test process.
 pub struct TestServer {
@@ -47,11 +59,21 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> Self {
+        Self::start_with_clock(config, GateClock::default()).await
+    }
+
+    /// Starts with the rate limiters on `clock`, which the test can advance.
+    pub async fn start_with_clock(config: Config, clock: GateClock) -> Self {
         config.validate().expect("test config is valid");
         let listener = TcpListener::bind((config.host, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(chatwire::server::run(listener, config, shutdown.clone()));
+        let task = tokio::spawn(chatwire::server::run_with_clock(
+            listener,
+            config,
+            shutdown.clone(),
+            clock,
+        ));
         Self {
             addr,
             shutdown,
@@ -402,6 +424,7 @@ impl ServerProcess {
             .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(TEST_ENV.iter().copied())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -16,14 +16,15 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{ParserError, SocketIoBuilder};
-use tracing::info;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
 
 pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
 pub use reply::{error_body, Reply, EVENT_ERROR};
 pub use turn::{Line, Turn};
 
 use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Transport};
-use crate::gate::Gate;
+use crate::gate::{bearer_token, unix_now, Action, ConnectionPermit, Gate};
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
 /// message is answered with MESSAGE_TOO_LARGE rather than a dropped connection.
@@ -67,12 +68,74 @@ pub fn configure<A: Adapter>(
         .with_state(SioState { chat, gate })
 }
 
+/// Why a socket.io connection was refused: sent as the `connect_error` message
+/// `"<CODE>: <text>"` (socketioxide sends only a message, no `data` object).
+#[derive(Debug)]
+pub struct Refusal(ChatError);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code(), self.0)
+    }
+}
+
+#[derive(Deserialize, Default)]
+/// The socket.io handshake `auth` payload.
+pub struct AuthPayload {
+    #[serde(default)]
+    /// A JWT.
+    pub token: Option<String>,
+}
+
+/// Connect middleware of namespace "/": origin, connection rate and caps, then the
+/// token (handshake `auth.token`, or an `Authorization: Bearer` header).
+pub async fn admit<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(auth): TryData<AuthPayload>,
+) -> Result<(), Refusal> {
+    let parts = socket.req_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let ip = state.gate.client_ip(peer, &parts.headers);
+    let permit = state.gate.admit(ip, &parts.headers).map_err(Refusal)?;
+    let auth = auth.unwrap_or_default();
+    let token = auth
+        .token
+        .as_deref()
+        .or_else(|| bearer_token(&parts.headers));
+    let conn = ConnId::new(socket.id.to_string());
+    let admission = state.gate.identify(conn, token).map_err(Refusal)?;
+    socket.extensions.insert(admission.sender);
+    socket.extensions.insert(Arc::new(permit));
+    if let Some(exp) = admission.expires_at {
+        socket.extensions.insert(TokenExpiry(exp));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct TokenExpiry(u64);
+
 /// The connect handler of namespace "/": registers the socket and its event handlers.
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
-    let conn = ConnId::new(socket.id.to_string());
+    let sender = sender_of(&socket);
+    let conn = sender.conn.clone();
     state.chat.connect(conn.clone(), Transport::SocketIo);
-    socket.extensions.insert(state.gate.identify(&conn));
     socket.extensions.insert(Line::new());
+    if let Some(own) = sender.own_room() {
+        match state.chat.join(&sender, &own) {
+            Ok(_) => socket.join(own.to_string()),
+            Err(e) => debug!(error = %e, "own room not joined"),
+        }
+    }
+    if let Some(TokenExpiry(exp)) = socket.extensions.get::<TokenExpiry>() {
+        let stop = CancellationToken::new();
+        socket.extensions.insert(ExpiryTimer(stop.clone()));
+        tokio::spawn(expire_at(socket.clone(), exp, stop));
+    }
     socket.on("room:join", on_join::<A>);
     socket.on("room:leave", on_leave::<A>);
     socket.on("message:send", on_send::<A>);
@@ -82,10 +145,10 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<Si
 }
 
 fn sender_of<A: Adapter>(socket: &SocketRef<A>) -> Sender {
-    socket.extensions.get::<Sender>().unwrap_or_else(|| Sender {
-        conn: ConnId::new(socket.id.to_string()),
-        user: socket.id.to_string(),
-    })
+    socket
+        .extensions
+        .get::<Sender>()
+        .unwrap_or_else(|| Sender::anonymous(ConnId::new(socket.id.to_string())))
 }
 
 #[derive(Deserialize)]
@@ -100,6 +163,22 @@ struct SendRequest {
     content: String,
 }
 
+#[derive(Clone)]
+struct ExpiryTimer(CancellationToken);
+
+/// Ends the connection when its token expires, after an AUTH_FAILED `error` event.
+async fn expire_at<A: Adapter>(socket: SocketRef<A>, exp: u64, stop: CancellationToken) {
+    let wait = Duration::from_secs(exp.saturating_sub(unix_now()));
+    tokio::select! {
+        () = stop.cancelled() => return,
+        () = tokio::time::sleep(wait) => {}
+    }
+    reply::emit_error(&socket, &ChatError::AuthFailed("token expired".into()));
+    if let Err(e) = socket.disconnect() {
+        debug!(error = %e, "expired socket already gone");
+    }
+}
+
 async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<SioState>,
@@ -109,7 +188,7 @@ async fn on_join<A: Adapter>(
 ) {
     turn.wait().await;
     let joined = payload(req).and_then(|req| {
-        let receipt = state.chat.join(&sender_of(&socket).conn, &req.room)?;
+        let receipt = state.chat.join(&sender_of(&socket), &req.room)?;
         socket.join(req.room.to_string());
         Ok((req.room, receipt))
     });
@@ -153,8 +232,11 @@ async fn on_send<A: Adapter>(
     reply: Reply<A>,
 ) {
     turn.wait().await;
-    let posted =
-        payload(req).and_then(|req| state.chat.post(&sender_of(&socket), req.room, req.content));
+    let sender = sender_of(&socket);
+    let posted = payload(req).and_then(|req| {
+        state.gate.limit(Action::Send, &sender)?;
+        state.chat.post(&sender, req.room, req.content)
+    });
     drop(turn);
     let result = match posted {
         Ok(posted) => {
@@ -190,6 +272,10 @@ async fn on_disconnect<A: Adapter>(
 ) {
     let conn = sender_of(&socket).conn;
     state.chat.disconnect(&conn);
+    if let Some(ExpiryTimer(stop)) = socket.extensions.remove::<ExpiryTimer>() {
+        stop.cancel();
+    }
+    drop(socket.extensions.remove::<Arc<ConnectionPermit>>());
     info!(conn = %conn, ?reason, "socket.io disconnected");
 }
 

@@ -19,7 +19,11 @@ pub const EVENT_ERROR: &str = "error";
 
 /// The catalogue's error shape: `{"status":"error","code":"...","message":"..."}`.
 pub fn error_body(err: &ChatError) -> Value {
-    json!({ "status": "error", "code": err.code(), "message": err.to_string() })
+    let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });
+    if let Some(ms) = err.retry_after_ms() {
+        body["retry_after_ms"] = json!(ms);
+    }
+    body
 }
 
 /// Emits `err` as an `error` event.

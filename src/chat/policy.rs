@@ -1,0 +1,152 @@
+//! Who may join which room: every user owns `user:{id}`, which nobody else (and no
+//! anonymous client) may join; with a room ACL, a user joins only rooms matching the
+//! patterns its token grants.
+
+use std::sync::Arc;
+
+use super::{ChatError, ConnId, RoomName};
+
+/// Prefix of the per-user rooms.
+pub const USER_ROOM_PREFIX: &str = "user:";
+
+/// A room pattern from a token's `rooms` claim: a room name where `*` matches any run
+/// of characters (e.g. `team-*`, `public:*`, `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPattern(String);
+
+impl RoomPattern {
+    /// Accepts a pattern of room-name characters and `*`, 1-128 characters.
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
+        let literal = raw.replace('*', "x");
+        RoomName::parse(&literal)
+            .map_err(|_| ChatError::AuthFailed(format!("bad room pattern {raw:?} in token")))?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Whether `room` matches.
+    pub fn matches(&self, room: &RoomName) -> bool {
+        glob_match(self.0.as_bytes(), room.as_str().as_bytes())
+    }
+}
+
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative wildcard matching with backtracking to the last `*`: linear-ish, no recursion.
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] != b'*' && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Who is acting: the connection and its identity.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    /// The local connection.
+    pub conn: ConnId,
+    /// The identity written into `from`: the token's `sub`, or the client id.
+    pub user: String,
+    /// Display name (the token's `name`).
+    pub name: Option<String>,
+    /// Whether the connection presented no token.
+    pub anonymous: bool,
+    /// With ROOM_ACL=claims: the rooms this user may join.
+    pub allowed_rooms: Option<Arc<[RoomPattern]>>,
+}
+
+impl Sender {
+    /// An anonymous connection, known by its client id.
+    pub fn anonymous(conn: ConnId) -> Self {
+        Self {
+            user: conn.to_string(),
+            conn,
+            name: None,
+            anonymous: true,
+            allowed_rooms: None,
+        }
+    }
+
+    /// This user's own room, `user:{id}` (none for anonymous clients or ids that are
+    /// not valid in a room name).
+    pub fn own_room(&self) -> Option<RoomName> {
+        if self.anonymous {
+            return None;
+        }
+        RoomName::parse(&format!("{USER_ROOM_PREFIX}{}", self.user)).ok()
+    }
+
+    /// Whether this identity may join `room`.
+    pub fn may_join(&self, room: &RoomName) -> Result<(), ChatError> {
+        if room.as_str().starts_with(USER_ROOM_PREFIX) {
+            if self.anonymous {
+                return Err(ChatError::Forbidden(
+                    "anonymous clients may not join user rooms".into(),
+                ));
+            }
+            if self.own_room().as_ref() != Some(room) {
+                return Err(ChatError::Forbidden(format!(
+                    "room {room} belongs to another user"
+                )));
+            }
+            return Ok(());
+        }
+        match &self.allowed_rooms {
+            Some(patterns) if !patterns.iter().any(|p| p.matches(room)) => Err(
+                ChatError::Forbidden(format!("your token does not grant room {room}")),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(s: &str) -> RoomName {
+        RoomName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn patterns_match_like_globs() {
+        let p = |s: &str| RoomPattern::parse(s).unwrap();
+        assert!(p("team-*").matches(&room("team-1")));
+        assert!(p("team-*").matches(&room("team-")));
+        assert!(!p("team-*").matches(&room("teams")));
+        assert!(p("*").matches(&room("anything")));
+        assert!(p("a*b*c").matches(&room("aXXbYYc")));
+        assert!(!p("a*b*c").matches(&room("aXXbYY")));
+        assert!(p("lobby").matches(&room("lobby")));
+        assert!(!p("lobby").matches(&room("lobby2")));
+        assert!(RoomPattern::parse("bad pattern").is_err());
+    }
+
+    #[test]
+    fn user_rooms_belong_to_their_user() {
+        let mut alice = Sender::anonymous(ConnId::new("c1"));
+        assert!(alice.may_join(&room("user:alice")).is_err());
+        assert!(alice.may_join(&room("lobby")).is_ok());
+        alice.anonymous = false;
+        alice.user = "alice".into();
+        assert!(alice.may_join(&room("user:alice")).is_ok());
+        let err = alice.may_join(&room("user:bob")).unwrap_err();
+        assert_eq!(err.code(), super::super::ErrorCode::Forbidden);
+        alice.allowed_rooms = Some(Arc::from(vec![RoomPattern::parse("team-*").unwrap()]));
+        assert!(alice.may_join(&room("team-9")).is_ok());
+        assert!(alice.may_join(&room("lobby")).is_err());
+        assert!(alice.may_join(&room("user:alice")).is_ok());
+    }
+}
