@@ -100,6 +100,14 @@ impl ChatService {
         if content.is_empty() {
             return Err(ChatError::invalid("content must be a non-empty string"));
         }
+        if content
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(ChatError::invalid(
+                "content must not contain control characters (other than tab and newlines)",
+            ));
+        }
         if let Some(room) = &room {
             if !self.membership.is_member(&sender.conn, room) {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));

@@ -375,13 +375,14 @@ async fn write_loop(
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    if timeout(
-        CLOSE_WRITE_TIMEOUT,
-        sink.send(WsMessage::Close(Some(frame))),
-    )
-    .await
-    .is_err()
-    {
+    // What was queued before the close (e.g. the error that explains it) goes first.
+    let farewell = async {
+        while let Ok(queued) = rx.try_recv() {
+            sink.feed(WsMessage::Text(queued)).await?;
+        }
+        sink.send(WsMessage::Close(Some(frame))).await
+    };
+    if timeout(CLOSE_WRITE_TIMEOUT, farewell).await.is_err() {
         debug!("close frame not written in time");
     }
 }

@@ -190,8 +190,36 @@ impl SioClient {
         client
     }
 
+    /// Connects with extra io() options (e.g. `{"auth":{"token":...}}`), asserting success.
+    pub async fn connect_with(base: &str, transports: &str, options: Value) -> Self {
+        let mut client = Self::spawn(base, transports, Some(options)).await;
+        let first = client
+            .recv_where(|v| v["type"] == "connect" || v["type"] == "connect_error")
+            .await;
+        assert_eq!(
+            first["type"], "connect",
+            "socket.io connect failed: {first}"
+        );
+        client.id = first["id"].as_str().expect("sid").to_string();
+        client.transport = first["transport"].as_str().unwrap_or_default().to_string();
+        client
+    }
+
+    /// Tries to connect with `options` and returns the `connect_error` message.
+    pub async fn refused(base: &str, transports: &str, options: Value) -> String {
+        let mut client = Self::spawn(base, transports, Some(options)).await;
+        let first = client
+            .recv_where(|v| v["type"] == "connect" || v["type"] == "connect_error")
+            .await;
+        assert_eq!(
+            first["type"], "connect_error",
+            "expected a refusal: {first}"
+        );
+        first["message"].as_str().unwrap_or_default().to_string()
+    }
+
     /// Spawns a client without waiting for its connection.
-    pub async fn spawn(base: &str, transports: &str, auth: Option<Value>) -> Self {
+    pub async fn spawn(base: &str, transports: &str, options: Option<Value>) -> Self {
         let dir = js_dir();
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("sio_client.mjs"))
@@ -201,8 +229,8 @@ impl SioClient {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if let Some(auth) = auth {
-            cmd.arg(auth.to_string());
+        if let Some(options) = options {
+            cmd.arg(options.to_string());
         }
         let mut child = cmd.spawn().expect("node is installed and on PATH");
         let stdin = child.stdin.take().expect("stdin");
@@ -241,6 +269,12 @@ impl SioClient {
     /// Emits an event without asking for an ack.
     pub async fn emit(&mut self, event: &str, args: Value) {
         self.write(json!({ "op": "emit", "event": event, "args": args }))
+            .await;
+    }
+
+    /// Emits an event whose one argument is given as JSON text (no ack).
+    pub async fn emit_json(&mut self, event: &str, json_text: &str) {
+        self.write(json!({ "op": "emit_json", "event": event, "json": json_text }))
             .await;
     }
 
@@ -318,13 +352,58 @@ pub struct WsClient {
     pub stream: WsStream,
 }
 
+/// Builds a WebSocket handshake request for `url` with extra headers.
+pub fn ws_request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().expect("ws url");
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    req
+}
+
+/// Attempts a WebSocket upgrade that the server must refuse; returns status and JSON body.
+pub async fn ws_refused(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    use tokio_tungstenite::tungstenite::Error;
+    let result = timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(ws_request(url, headers)),
+    )
+    .await
+    .expect("answer in time");
+    match result {
+        Err(Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body = resp.body().as_deref().unwrap_or_default();
+            let json = serde_json::from_slice(body).unwrap_or(Value::Null);
+            (status, json)
+        }
+        Err(other) => panic!("unexpected failure: {other}"),
+        Ok(_) => panic!("upgrade to {url} was accepted"),
+    }
+}
+
 impl WsClient {
     /// Connects and returns the client with its welcome frame.
     pub async fn connect(url: &str) -> (Self, Value) {
-        let (stream, resp) = timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .expect("ws connect in time")
-            .expect("ws connect");
+        Self::connect_with(url, &[]).await
+    }
+
+    /// Connects with extra handshake headers.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> (Self, Value) {
+        let (stream, resp) = timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(ws_request(url, headers)),
+        )
+        .await
+        .expect("ws connect in time")
+        .expect("ws connect");
         assert_eq!(resp.status(), 101);
         let mut client = Self { stream };
         let welcome = client.recv().await;
@@ -655,4 +734,103 @@ pub fn check_stream(
             "{who}: messages from {s}"
         );
     }
+}
+
+/// Token minting for the auth tests.
+pub mod tokens {
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use serde_json::{json, Value};
+
+    pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+    pub fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn now() -> u64 {
+        chatwire::gate::unix_now()
+    }
+
+    /// Claims for `sub` valid for an hour, plus `extra`.
+    pub fn claims(sub: &str, extra: Value) -> Value {
+        let mut c = json!({ "sub": sub, "name": format!("{sub} name"), "exp": now() + 3600 });
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        c
+    }
+
+    pub fn now_plus(secs: i64) -> u64 {
+        (now() as i64 + secs) as u64
+    }
+
+    pub fn hs256(secret: &str, claims: &Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    pub fn rs256(claims: &Value) -> String {
+        let pem = std::fs::read(fixture("rsa_private.pem")).expect("key");
+        let key = EncodingKey::from_rsa_pem(&pem).expect("rsa key");
+        encode(&Header::new(Algorithm::RS256), claims, &key).expect("encode")
+    }
+
+    pub fn es256(claims: &Value) -> String {
+        let pem = std::fs::read(fixture("ec_private.pem")).expect("key");
+        let key = EncodingKey::from_ec_pem(&pem).expect("ec key");
+        encode(&Header::new(Algorithm::ES256), claims, &key).expect("encode")
+    }
+
+    /// The classic confusion attack: HS256 keyed with the server's RSA public key.
+    pub fn hs256_with_public_key(claims: &Value) -> String {
+        let pem = std::fs::read(fixture("rsa_public.pem")).expect("key");
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(&pem),
+        )
+        .expect("encode")
+    }
+
+    /// An unsigned token (`alg: none`).
+    pub fn alg_none(claims: &Value) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = b64.encode(claims.to_string());
+        format!("{header}.{payload}.")
+    }
+}
+
+/// `GET path` with extra headers; returns status and the whole raw response.
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("http response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    (status, text)
 }
