@@ -168,3 +168,26 @@ async fn bad_payloads_get_typed_errors_and_the_socket_survives() {
     assert_eq!(c.send(Some("lobby"), "still here").await["status"], "ok");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_the_instant_the_socket_connects_are_handled_in_order() {
+    // socket.io-client buffers emits made before the connection and flushes them the
+    // moment the CONNECT ack arrives: the server must neither drop nor reorder them.
+    let server = TestServer::start().await;
+    let url = server.http_url();
+    let mut watcher = SioClient::connect(&url, "websocket").await;
+    watcher.join("race").await;
+    for round in 0..10 {
+        let mut eager = SioClient::spawn(&url, "websocket", None).await;
+        let join = eager
+            .emit_ack("room:join", json!([{ "room": "race" }]))
+            .await;
+        assert_eq!(join["status"], "ok", "round {round}: {join}");
+        let sent = eager.send(Some("race"), &format!("eager {round}")).await;
+        assert_eq!(sent["status"], "ok", "round {round}: {sent}");
+        let got = watcher.next_event("message:new").await;
+        assert_eq!(got["data"]["content"], format!("eager {round}"));
+        eager.close().await;
+    }
+    server.stop().await;
+}

@@ -113,18 +113,41 @@ pub async fn admit<A: Adapter>(
     if let Some(exp) = admission.expires_at {
         socket.extensions.insert(TokenExpiry(exp));
     }
+    // Handlers are registered here, before the CONNECT ack goes out: socketioxide runs
+    // the connect handler in a task of its own, and an event arriving before it had
+    // registered them would be dropped. The connect handler holds the first turn, so
+    // events wait until it has registered the socket with the chat.
+    let line = Line::new();
+    socket
+        .extensions
+        .insert(ConnectTurn(Arc::new(std::sync::Mutex::new(Some(
+            Turn::next(&line),
+        )))));
+    socket.extensions.insert(line);
+    socket.on("room:join", on_join::<A>);
+    socket.on("room:leave", on_leave::<A>);
+    socket.on("message:send", on_send::<A>);
+    socket.on_fallback(on_unknown::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
+
+/// The connect handler's place in the socket's line (always the first).
+#[derive(Clone)]
+struct ConnectTurn(Arc<std::sync::Mutex<Option<Turn>>>);
 
 #[derive(Clone, Copy)]
 struct TokenExpiry(u64);
 
 /// The connect handler of namespace "/": registers the socket and its event handlers.
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
+    let turn = socket
+        .extensions
+        .get::<ConnectTurn>()
+        .and_then(|t| t.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     let sender = sender_of(&socket);
     let conn = sender.conn.clone();
     state.chat.connect(conn.clone(), Transport::SocketIo);
-    socket.extensions.insert(Line::new());
     if let Some(own) = sender.own_room() {
         match state.chat.join(&sender, &own) {
             Ok(_) => socket.join(own.to_string()),
@@ -136,11 +159,7 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<Si
         socket.extensions.insert(ExpiryTimer(stop.clone()));
         tokio::spawn(expire_at(socket.clone(), exp, stop));
     }
-    socket.on("room:join", on_join::<A>);
-    socket.on("room:leave", on_leave::<A>);
-    socket.on("message:send", on_send::<A>);
-    socket.on_fallback(on_unknown::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
+    drop(turn);
     info!(conn = %conn, transport = ?socket.transport_type(), "socket.io connected");
 }
 
@@ -270,6 +289,11 @@ async fn on_disconnect<A: Adapter>(
     State(state): State<SioState>,
     reason: DisconnectReason,
 ) {
+    // After every earlier event (and the connect handler), so nothing re-registers
+    // the connection once it is gone.
+    if let Some(line) = socket.extensions.get::<Arc<Line>>() {
+        Turn::next(&line).wait().await;
+    }
     let conn = sender_of(&socket).conn;
     state.chat.disconnect(&conn);
     if let Some(ExpiryTimer(stop)) = socket.extensions.remove::<ExpiryTimer>() {

@@ -38,6 +38,14 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// Takes the next ticket of `line`.
+    pub fn next(line: &Arc<Line>) -> Self {
+        Self {
+            seq: line.issued.fetch_add(1, Ordering::Relaxed),
+            line: Some(line.clone()),
+        }
+    }
+
     /// Waits until every earlier event of this socket has been handled.
     pub async fn wait(&self) {
         let Some(line) = &self.line else { return };
