@@ -200,6 +200,31 @@ pub struct Config {
     )]
     pub send_buffer: usize,
 
+    /// Chat messages kept per room for history and recovery.
+    #[arg(
+        long,
+        env = "HISTORY_LIMIT",
+        value_name = "HISTORY_LIMIT",
+        default_value_t = 1000
+    )]
+    pub history_limit: usize,
+
+    /// Longest a chat message is kept.
+    #[arg(long, env = "HISTORY_TTL", value_name = "HISTORY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub history_ttl: Duration,
+
+    /// Quiet time after a user's last connection leaves a room before "offline" is announced.
+    #[arg(long, env = "PRESENCE_GRACE", value_name = "PRESENCE_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub presence_grace: Duration,
+
+    /// A crashed pod's users go offline within this time (its presence records expire).
+    #[arg(long, env = "PRESENCE_TTL", value_name = "PRESENCE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub presence_ttl: Duration,
+
+    /// A typing indicator not refreshed for this long is ended by the server.
+    #[arg(long, env = "TYPING_TIMEOUT", value_name = "TYPING_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
+    pub typing_timeout: Duration,
+
     /// Longest graceful shutdown before the process exits anyway.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -278,6 +303,11 @@ impl Config {
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(60),
             send_buffer: 256,
+            history_limit: 1000,
+            history_ttl: Duration::from_secs(24 * 3600),
+            presence_grace: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(30),
+            typing_timeout: Duration::from_secs(6),
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             rust_log: "info".into(),
@@ -309,6 +339,18 @@ impl Config {
             if let Err(e) = crate::bus::redis::client_for(&self.redis_url) {
                 return bad("REDIS_URL", &e.0);
             }
+        }
+        if self.history_limit == 0 {
+            return bad("HISTORY_LIMIT", "must be at least 1");
+        }
+        if self.history_ttl.is_zero() {
+            return bad("HISTORY_TTL", "must be greater than zero");
+        }
+        if self.presence_ttl < std::time::Duration::from_millis(300) {
+            return bad("PRESENCE_TTL", "must be at least 300ms");
+        }
+        if self.typing_timeout.is_zero() {
+            return bad("TYPING_TIMEOUT", "must be greater than zero");
         }
         if self.redis_timeout.is_zero() {
             return bad("REDIS_TIMEOUT", "must be greater than zero");

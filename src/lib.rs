@@ -9,6 +9,7 @@
 //! - [`telemetry`]: log setup.
 //! - [`gate`]: who a connection is (auth and limits plug in here).
 //! - [`chat`]: the domain: rooms, membership, messages, validation, `ChatService`.
+//! - [`store`]: history and presence state: in memory, or in Redis across pods.
 //! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
 //! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP.
 //!
@@ -37,5 +38,6 @@ pub mod gate;
 pub mod healthcheck;
 pub mod server;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 pub mod transport;

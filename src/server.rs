@@ -21,9 +21,12 @@ use uuid::Uuid;
 
 use crate::bus::redis::{LinkDriver, RedisBus, RedisLink};
 use crate::bus::{Bus, LocalBus};
-use crate::chat::{ChatLimits, ChatService, LocalFanout, Transport};
+use crate::chat::{ChatService, ChatSettings, LocalFanout, Stores, Transport};
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
+use crate::store::memory::{MemoryHistory, MemoryPresence};
+use crate::store::redis::{RedisHistory, RedisPresence};
+use crate::store::Retention;
 use crate::transport::http::{self, HttpContext, SocketDirectory};
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
@@ -51,13 +54,44 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<()> {
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
+    let retention = Retention {
+        limit: config.history_limit,
+        ttl: config.history_ttl,
+    };
     if config.redis_url.is_empty() {
         let bus = Arc::new(LocalBus);
-        return serve(listener, config, shutdown, gate, bus, SocketIo::builder()).await;
+        let stores = Stores {
+            history: Arc::new(MemoryHistory::new(retention)),
+            presence: Arc::new(MemoryPresence::default()),
+        };
+        return serve(
+            listener,
+            config,
+            shutdown,
+            gate,
+            bus,
+            stores,
+            SocketIo::builder(),
+        )
+        .await;
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(&config.redis_url, config.redis_timeout)?;
-    let (bus, tasks) = RedisBus::new(link.clone(), pod.clone(), config.redis_timeout);
+    let history = Arc::new(RedisHistory::new(link.clone(), retention));
+    let stores = Stores {
+        history: history.clone(),
+        presence: Arc::new(RedisPresence::new(
+            link.clone(),
+            pod.clone(),
+            config.presence_ttl,
+        )),
+    };
+    let (bus, tasks) = RedisBus::new(
+        link.clone(),
+        pod.clone(),
+        config.redis_timeout,
+        Some(history),
+    );
     info!(%pod, "scale-out over redis");
     let background = shutdown.child_token();
     tokio::spawn(link.clone().heartbeat(background.clone()));
@@ -70,7 +104,10 @@ pub async fn run_with_clock(
     let start = move |chat: Arc<ChatService>| {
         tokio::spawn(bus_for_run.run(tasks, chat, background));
     };
-    serve_with(listener, config, shutdown, gate, bus, builder, start).await
+    serve_with(
+        listener, config, shutdown, gate, bus, stores, builder, start,
+    )
+    .await
 }
 
 async fn serve<A: Adapter + DefinedAdapter>(
@@ -79,27 +116,45 @@ async fn serve<A: Adapter + DefinedAdapter>(
     shutdown: CancellationToken,
     gate: Gate,
     bus: Arc<dyn Bus>,
+    stores: Stores,
     builder: SocketIoBuilder<A>,
 ) -> anyhow::Result<()> {
-    serve_with(listener, config, shutdown, gate, bus, builder, |_| {}).await
+    serve_with(
+        listener,
+        config,
+        shutdown,
+        gate,
+        bus,
+        stores,
+        builder,
+        |_| {},
+    )
+    .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_with<A: Adapter + DefinedAdapter>(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
     gate: Gate,
     bus: Arc<dyn Bus>,
+    stores: Stores,
     builder: SocketIoBuilder<A>,
     start_bus: impl FnOnce(Arc<ChatService>),
 ) -> anyhow::Result<()> {
     let chat = Arc::new(ChatService::new(
         bus.clone(),
-        ChatLimits {
+        stores,
+        ChatSettings {
             max_message_bytes: config.max_message_bytes,
+            presence_grace: config.presence_grace,
+            presence_heartbeat: config.presence_ttl / 3,
+            typing_timeout: config.typing_timeout,
         },
     ));
     start_bus(chat.clone());
+    tokio::spawn(chat.clone().run_background(shutdown.child_token()));
     let hub = Arc::new(WsHub::new(config.pong_timeout));
     let settings = SioSettings {
         ping_interval: config.ping_interval,
@@ -194,7 +249,7 @@ impl<A: Adapter> SocketDirectory for SioDirectory<A> {
 
 /// Closes every socket.io socket and forgets their memberships: `io.close()` does not
 /// run the sockets' disconnect handlers.
-async fn close_socketio<A: Adapter>(io: &SocketIo<A>, chat: &ChatService) {
+async fn close_socketio<A: Adapter>(io: &SocketIo<A>, chat: &Arc<ChatService>) {
     io.close().await;
     for conn in chat.membership().connections_of(Transport::SocketIo) {
         chat.disconnect(&conn);

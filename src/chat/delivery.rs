@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use super::{ConnId, Message};
+use super::{ChatEvent, ConnId};
 
-/// One message to deliver to local members: to `message.room`, or to everyone when the
-/// room is `None`. `origin` is the local sending connection, which is skipped.
+/// One event to deliver to local members of its room (or to everyone for a global
+/// message). `origin` is the local connection that caused it, which is skipped.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The message, shared by every transport and recipient.
-    pub message: Arc<Message>,
-    /// The sending connection when it is on this pod.
+    /// The event, shared by every transport and recipient.
+    pub event: Arc<ChatEvent>,
+    /// The causing connection when it is on this pod.
     pub origin: Option<ConnId>,
 }
 

@@ -78,6 +78,7 @@ struct Inner {
 
 struct Conn {
     transport: Transport,
+    user: String,
     rooms: HashSet<RoomName>,
 }
 
@@ -94,30 +95,52 @@ impl Membership {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection (in no room yet).
-    pub fn connect(&self, conn: ConnId, transport: Transport) {
+    /// Registers a new connection of `user` (in no room yet).
+    pub fn connect(&self, conn: ConnId, transport: Transport, user: &str) {
         self.lock().conns.insert(
             conn,
             Conn {
                 transport,
+                user: user.to_owned(),
                 rooms: HashSet::new(),
             },
         );
     }
 
-    /// Adds `conn` to `room`. Returns `None` when the connection is unknown.
-    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Option<Interest> {
+    /// How many of `user`'s connections are in `room`.
+    pub fn user_conns_in(&self, room: &RoomName, user: &str) -> usize {
+        let inner = self.lock();
+        inner.rooms.get(room).map_or(0, |members| {
+            members
+                .iter()
+                .filter(|c| inner.conns.get(*c).is_some_and(|c| c.user == user))
+                .count()
+        })
+    }
+
+    /// The rooms `conn` is in.
+    pub fn rooms_of(&self, conn: &ConnId) -> Vec<RoomName> {
+        self.lock()
+            .conns
+            .get(conn)
+            .map(|c| c.rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds `conn` to `room`: whether it was not a member yet, and the pod's interest.
+    /// `None` when the connection is unknown.
+    pub fn join(&self, conn: &ConnId, room: &RoomName) -> Option<(bool, Interest)> {
         let mut inner = self.lock();
         let entry = inner.conns.get_mut(conn)?;
         if !entry.rooms.insert(room.clone()) {
-            return Some(Interest::Unchanged);
+            return Some((false, Interest::Unchanged));
         }
         let members = inner.rooms.entry(room.clone()).or_default();
         members.insert(conn.clone());
         Some(if members.len() == 1 {
-            Interest::Gained
+            (true, Interest::Gained)
         } else {
-            Interest::Unchanged
+            (true, Interest::Unchanged)
         })
     }
 
@@ -134,17 +157,20 @@ impl Membership {
         remove_from_room(&mut inner.rooms, conn, room)
     }
 
-    /// Forgets `conn`, returning the rooms that lost their last local member.
-    pub fn disconnect(&self, conn: &ConnId) -> Vec<RoomName> {
+    /// Forgets `conn`, returning its user, every room it was in and whether each lost
+    /// its last local member.
+    pub fn disconnect(&self, conn: &ConnId) -> Option<(String, Vec<(RoomName, Interest)>)> {
         let mut inner = self.lock();
-        let Some(entry) = inner.conns.remove(conn) else {
-            return Vec::new();
-        };
-        entry
+        let entry = inner.conns.remove(conn)?;
+        let rooms = entry
             .rooms
             .into_iter()
-            .filter(|room| remove_from_room(&mut inner.rooms, conn, room) == Interest::Lost)
-            .collect()
+            .map(|room| {
+                let interest = remove_from_room(&mut inner.rooms, conn, &room);
+                (room, interest)
+            })
+            .collect();
+        Some((entry.user, rooms))
     }
 
     /// Every connection of the given transport.
@@ -228,14 +254,18 @@ mod tests {
     fn interest_follows_first_join_and_last_leave() {
         let m = Membership::default();
         let (a, b) = (ConnId::new("a"), ConnId::new("b"));
-        m.connect(a.clone(), Transport::Ws);
-        m.connect(b.clone(), Transport::SocketIo);
-        assert_eq!(m.join(&a, &room("r")), Some(Interest::Gained));
-        assert_eq!(m.join(&a, &room("r")), Some(Interest::Unchanged));
-        assert_eq!(m.join(&b, &room("r")), Some(Interest::Unchanged));
+        m.connect(a.clone(), Transport::Ws, "ann");
+        m.connect(b.clone(), Transport::SocketIo, "bob");
+        assert_eq!(m.join(&a, &room("r")), Some((true, Interest::Gained)));
+        assert_eq!(m.join(&a, &room("r")), Some((false, Interest::Unchanged)));
+        assert_eq!(m.join(&b, &room("r")), Some((true, Interest::Unchanged)));
         assert_eq!(m.leave(&a, &room("r")), Interest::Unchanged);
         assert_eq!(m.leave(&a, &room("r")), Interest::Unchanged);
-        assert_eq!(m.disconnect(&b), vec![room("r")]);
+        assert_eq!(m.user_conns_in(&room("r"), "bob"), 1);
+        assert_eq!(
+            m.disconnect(&b),
+            Some(("bob".to_owned(), vec![(room("r"), Interest::Lost)]))
+        );
         assert_eq!(
             m.counts(),
             MembershipCounts {

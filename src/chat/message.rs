@@ -27,6 +27,8 @@ pub enum MessageType {
     Ping,
     /// The answer to a ping.
     Pong,
+    /// A typing indicator.
+    Typing,
 }
 
 /// Sender name used on messages the server itself originates.

@@ -79,6 +79,14 @@ impl Sender {
         }
     }
 
+    /// How others see this user.
+    pub fn user_ref(&self) -> super::UserRef {
+        super::UserRef {
+            id: self.user.clone(),
+            name: self.name.clone().unwrap_or_else(|| self.user.clone()),
+        }
+    }
+
     /// This user's own room, `user:{id}` (none for anonymous clients or ids that are
     /// not valid in a room name).
     pub fn own_room(&self) -> Option<RoomName> {

@@ -1,6 +1,8 @@
 //! Protocol edges. Each transport decodes its wire into chat calls and encodes chat
-//! deliveries for its wire; transports never import each other.
+//! deliveries for its wire; transports never import each other, only the shared
+//! [`bodies`].
 
+pub mod bodies;
 pub mod http;
 pub mod socketio;
 pub mod ws;

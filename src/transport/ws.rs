@@ -17,16 +17,19 @@ use axum::{Json, Router};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, timeout, Instant};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 use uuid::Uuid;
 
+use super::bodies::{page_body, recovery_body, users_body};
 use super::ws_hub::{close_code, Closer, Outbox, WsHub};
-use super::ws_protocol::{self, ClientFrame};
-use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender, Transport};
+use super::ws_protocol::{self, ClientFrame, Request};
+use crate::chat::{
+    ChatError, ChatService, ConnId, ErrorCode, Message, RoomName, Sender, Transport,
+};
 use crate::gate::{
     bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
 };
@@ -78,6 +81,7 @@ pub fn routes(ctx: WsContext) -> Router {
 struct WsQuery {
     room: Option<String>,
     token: Option<String>,
+    since: Option<String>,
 }
 
 type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
@@ -123,7 +127,8 @@ async fn upgrade(
         Ok(Query(q)) => q,
         Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
     };
-    accept(ctx, peer, &headers, query.room.as_deref(), query.token, ws)
+    let room = query.room.clone();
+    accept(ctx, peer, &headers, room.as_deref(), query, ws)
 }
 
 async fn upgrade_with_room(
@@ -134,11 +139,11 @@ async fn upgrade_with_room(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: UpgradeResult,
 ) -> Response {
-    let token = match query {
-        Ok(Query(q)) => q.token,
+    let query = match query {
+        Ok(Query(q)) => q,
         Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
     };
-    accept(ctx, peer, &headers, Some(&room), token, ws)
+    accept(ctx, peer, &headers, Some(&room), query, ws)
 }
 
 /// Everything is checked before the upgrade: a refused client gets an HTTP error with a
@@ -148,7 +153,7 @@ fn accept(
     peer: SocketAddr,
     headers: &HeaderMap,
     room: Option<&str>,
-    query_token: Option<String>,
+    query: WsQuery,
     ws: UpgradeResult,
 ) -> Response {
     let room = match room
@@ -159,6 +164,12 @@ fn accept(
         Ok(room) => room,
         Err(e) => return refuse(&e),
     };
+    let since = match query.since.as_deref().map(Uuid::parse_str).transpose() {
+        Ok(since) if since.is_none() || room.is_some() => since,
+        Ok(_) => return refuse(&ChatError::invalid("since needs a room")),
+        Err(_) => return refuse(&ChatError::invalid("since is not a message id")),
+    };
+    let query_token = query.token;
     let ip = ctx.gate.client_ip(Some(peer), headers);
     let permit = match ctx.gate.admit(ip, headers) {
         Ok(permit) => permit,
@@ -193,7 +204,7 @@ fn accept(
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
-            tracker.track_future(run_connection(socket, ctx, room, admission, permit))
+            tracker.track_future(run_connection(socket, ctx, room, since, admission, permit))
         })
 }
 
@@ -201,6 +212,7 @@ async fn run_connection(
     socket: WebSocket,
     ctx: WsContext,
     room: Option<RoomName>,
+    since: Option<Uuid>,
     admission: Admission,
     _permit: ConnectionPermit,
 ) {
@@ -209,24 +221,43 @@ async fn run_connection(
     let (tx, rx) = mpsc::channel(ctx.settings.send_buffer);
     let closer = Closer::default();
     let outbox = Arc::new(Outbox::new(tx, closer.clone()));
-    ctx.chat.connect(conn.clone(), Transport::Ws);
+    ctx.chat.connect(&sender, Transport::Ws);
     ctx.hub.register(conn.clone(), outbox.clone());
-    let rooms: Vec<RoomName> = room.iter().cloned().chain(sender.own_room()).collect();
-    for joined in &rooms {
-        match ctx.chat.join(&sender, joined) {
-            // Welcome once messages from other pods for this room reach this pod.
-            Ok(receipt) => {
-                if let Err(e) = receipt.outcome().await {
-                    debug!(error = %e, "room subscription not confirmed");
-                }
-            }
-            Err(e) => debug!(error = %e, "join failed"),
-        }
+    let link = Link {
+        ctx: &ctx,
+        sender: &sender,
+        outbox: &outbox,
+    };
+    if let Some(own) = sender.own_room() {
+        link.join(&own, None).await;
     }
-    let welcome = ws_protocol::welcome(conn.as_str(), room.as_ref());
-    ctx.hub.offer(&outbox, welcome.to_json().into());
-    for joined in &rooms {
-        ctx.hub.join(&conn, joined);
+    match (&room, since) {
+        (Some(room), Some(since)) => {
+            // Welcome first, then what was missed, then the live stream.
+            link.send(&ws_protocol::welcome(
+                conn.as_str(),
+                &sender.user,
+                Some(room),
+            ));
+            let reply = |body: Value| {
+                let mut frame = ws_protocol::reply("room:join", None, body);
+                frame.room = Some(room.clone());
+                frame
+            };
+            if let Err(e) = link.recover(room, since, reply).await {
+                link.send(&ws_protocol::error(&e, None));
+            }
+        }
+        _ => {
+            if let Some(room) = &room {
+                link.join(room, None).await;
+            }
+            link.send(&ws_protocol::welcome(
+                conn.as_str(),
+                &sender.user,
+                room.as_ref(),
+            ));
+        }
     }
     info!(conn = %conn, user = %sender.user, room = ?room, "ws connected");
 
@@ -240,15 +271,16 @@ async fn run_connection(
                 () = closer.closed() => {}
                 () = tokio::time::sleep(wait) => {
                     let err = ChatError::AuthFailed("token expired".into());
-                    hub.offer(&outbox, ws_protocol::error(&err).to_json().into());
+                    hub.offer(&outbox, ws_protocol::error(&err, None).to_json().into());
                     closer.close(close_code::POLICY, "token expired");
                 }
             }
         })
     });
-    read_loop(stream, &ctx, &sender, room.as_ref(), &outbox, &closer).await;
+    read_loop(stream, &link, room.as_ref(), &closer).await;
     closer.close(close_code::NORMAL, "connection ended");
 
+    let rooms = ctx.chat.membership().rooms_of(&conn);
     ctx.hub.unregister(&conn, &rooms);
     ctx.chat.disconnect(&conn);
     if let Some(expiry) = expiry {
@@ -260,18 +292,123 @@ async fn run_connection(
     info!(conn = %conn, reason = ?closer.reason(), "ws disconnected");
 }
 
+/// One connection's view of the chat: its identity and its outbox.
+struct Link<'a> {
+    ctx: &'a WsContext,
+    sender: &'a Sender,
+    outbox: &'a Arc<Outbox>,
+}
+
+impl Link<'_> {
+    fn send(&self, frame: &Message) {
+        self.ctx.hub.offer(self.outbox, frame.to_json().into());
+    }
+
+    /// Joins `room` (live delivery from when messages of other pods arrive here too).
+    async fn join(&self, room: &RoomName, request_id: Option<&str>) -> bool {
+        match self.ctx.chat.join(self.sender, room) {
+            Ok(receipt) => {
+                if let Err(e) = receipt.outcome().await {
+                    debug!(error = %e, "room subscription not confirmed");
+                }
+                self.ctx.hub.join(&self.sender.conn, room);
+                true
+            }
+            Err(e) => {
+                self.send(&ws_protocol::error(&e, request_id));
+                false
+            }
+        }
+    }
+
+    /// Joins `room` and queues what was missed since `since` before any live message.
+    async fn recover(
+        &self,
+        room: &RoomName,
+        since: Uuid,
+        frame: impl FnOnce(Value) -> Message,
+    ) -> Result<(), ChatError> {
+        let (hub, outbox, conn) = (&self.ctx.hub, self.outbox, &self.sender.conn);
+        self.ctx
+            .chat
+            .recover(self.sender, room, since, |missed, recovered| {
+                let body = recovery_body(room, &missed, recovered);
+                hub.offer(outbox, frame(body).to_json().into());
+                hub.join(conn, room);
+            })
+            .await
+    }
+
+    async fn request(&self, request_id: Option<&str>, request: Request) {
+        let name = request.name();
+        let result = match request {
+            Request::Join { room, since: None } => {
+                if self.join(&room, request_id).await {
+                    Ok(json!({ "status": "ok", "room": room }))
+                } else {
+                    return;
+                }
+            }
+            Request::Join {
+                room,
+                since: Some(since),
+            } => {
+                let reply = |body| ws_protocol::reply(name, request_id, body);
+                match self.recover(&room, since, reply).await {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Leave { room } => {
+                self.ctx.hub.leave(&self.sender.conn, &room);
+                self.ctx.chat.leave(self.sender, &room);
+                Ok(json!({ "status": "ok", "room": room }))
+            }
+            Request::History {
+                room,
+                before,
+                limit,
+            } => self
+                .ctx
+                .chat
+                .history(self.sender, &room, before, limit)
+                .await
+                .map(|page| page_body(&page)),
+            Request::Edit { room, id, content } => self
+                .ctx
+                .chat
+                .edit(self.sender, &room, id, content)
+                .await
+                .map(|m| json!({ "status": "ok", "id": m.id })),
+            Request::Delete { room, id } => self
+                .ctx
+                .chat
+                .delete(self.sender, &room, id)
+                .await
+                .map(|()| json!({ "status": "ok", "id": id })),
+            Request::PresenceList { room } => self
+                .ctx
+                .chat
+                .presence_list(self.sender, &room)
+                .await
+                .map(|users| users_body(&users)),
+        };
+        match result {
+            Ok(body) => self.send(&ws_protocol::reply(name, request_id, body)),
+            Err(e) => self.send(&ws_protocol::error(&e, request_id)),
+        }
+    }
+}
+
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
-    ctx: &WsContext,
-    sender: &Sender,
+    link: &Link<'_>,
     room: Option<&RoomName>,
-    outbox: &Outbox,
     closer: &Closer,
 ) {
-    let reply = |err: ChatError| {
-        ctx.hub
-            .offer(outbox, ws_protocol::error(&err).to_json().into());
-    };
+    let ctx = link.ctx;
+    let sender = link.sender;
+    let reply = |err: ChatError| link.send(&ws_protocol::error(&err, None));
     loop {
         let next = tokio::select! {
             biased;
@@ -289,27 +426,58 @@ async fn read_loop(
             }
             Ok(Some(Ok(frame))) => frame,
         };
-        match frame {
-            WsMessage::Text(text) => match ws_protocol::decode(text.as_str()) {
-                Ok(ClientFrame::Chat {
-                    room: named,
-                    content,
-                }) => {
-                    if let Err(e) = post(ctx, sender, room, named, content) {
-                        reply(e);
-                    }
-                }
-                Ok(ClientFrame::Ping) => {
-                    ctx.hub.offer(outbox, ws_protocol::pong().to_json().into());
-                }
-                Ok(ClientFrame::Pong) => {}
-                Err(e) => reply(e),
-            },
-            WsMessage::Binary(_) => reply(ChatError::invalid(
-                "binary frames are not supported; send JSON text frames",
-            )),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+        let text = match frame {
+            WsMessage::Text(text) => text,
+            WsMessage::Binary(_) => {
+                reply(ChatError::invalid(
+                    "binary frames are not supported; send JSON text frames",
+                ));
+                continue;
+            }
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
             WsMessage::Close(_) => return,
+        };
+        let decoded = match ws_protocol::decode(text.as_str()) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                reply(e);
+                continue;
+            }
+        };
+        let result = match decoded {
+            ClientFrame::Chat {
+                room: named,
+                content,
+            } => post(ctx, sender, room, named, content),
+            ClientFrame::Typing {
+                room: named,
+                typing,
+            } => match named.or_else(|| room.cloned()) {
+                Some(target) => ctx
+                    .gate
+                    .limit(Action::Typing, sender)
+                    .and_then(|()| ctx.chat.typing(sender, &target, typing)),
+                None => Err(ChatError::invalid("typing needs a room")),
+            },
+            ClientFrame::Status(status) => match ctx.gate.limit(Action::Presence, sender) {
+                Ok(()) => ctx.chat.set_status(sender, status).await,
+                Err(e) => Err(e),
+            },
+            ClientFrame::Request {
+                request_id,
+                request,
+            } => {
+                link.request(request_id.as_deref(), request).await;
+                Ok(())
+            }
+            ClientFrame::Ping => {
+                link.send(&ws_protocol::pong());
+                Ok(())
+            }
+            ClientFrame::Pong => Ok(()),
+        };
+        if let Err(e) = result {
+            reply(e);
         }
     }
 }
@@ -322,8 +490,8 @@ fn post(
     content: String,
 ) -> Result<(), ChatError> {
     ctx.gate.limit(Action::Send, sender)?;
-    // The connection's own room unless the frame names another room it is in (its
-    // `user:` room); none at all: global. The chat refuses rooms it is not in.
+    // The connection's own room unless the frame names another room it is in; none at
+    // all: global. The chat refuses rooms the connection is not in.
     let target = named.or_else(|| conn_room.cloned());
     // The raw protocol has no acks: the receipt is not awaited.
     ctx.chat.post(sender, target, content).map(drop)

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::ws_protocol;
 use crate::chat::{ConnId, Delivery, LocalFanout, RoomName};
 
 /// WebSocket close codes chatwire sends.
@@ -127,6 +128,23 @@ impl WsHub {
         }
     }
 
+    /// Removes a connection from `room`.
+    pub fn leave(&self, conn: &ConnId, room: &RoomName) {
+        self.unregister_rooms(conn, std::slice::from_ref(room));
+    }
+
+    fn unregister_rooms(&self, conn: &ConnId, rooms: &[RoomName]) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for room in rooms {
+            if let Some(members) = inner.rooms.get_mut(room) {
+                members.remove(conn);
+                if members.is_empty() {
+                    inner.rooms.remove(room);
+                }
+            }
+        }
+    }
+
     /// Removes a connection from the hub and from `rooms`.
     pub fn unregister(&self, conn: &ConnId, rooms: &[RoomName]) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
@@ -197,12 +215,12 @@ impl WsHub {
 impl LocalFanout for WsHub {
     fn deliver(&self, delivery: &Delivery) {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let targets = match &delivery.message.room {
+        let targets = match delivery.event.room() {
             Some(room) => inner.rooms.get(room),
             None => Some(&inner.conns),
         };
         if let Some(targets) = targets.filter(|t| !t.is_empty()) {
-            let frame = Utf8Bytes::from(delivery.message.to_json());
+            let frame = Utf8Bytes::from(ws_protocol::frame_for(&delivery.event).to_json());
             for (conn, outbox) in targets {
                 if delivery.origin.as_ref() != Some(conn) {
                     self.offer(outbox, frame.clone());

@@ -2,9 +2,13 @@
 //! server frames. Pure functions; the connection driver lives in `ws.rs`.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
-use crate::chat::{excerpt, ChatError, Message, MessageType, RoomName};
+use super::bodies::DEFAULT_HISTORY_PAGE;
+use crate::chat::{
+    excerpt, ChatError, ChatEvent, Message, MessageType, RoomName, Status, MAX_HISTORY_PAGE,
+};
 
 /// A request decoded from one client text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,10 +20,87 @@ pub enum ClientFrame {
         /// The message text (non-empty).
         content: String,
     },
+    /// `{"type":"typing","room"?,"data":{"typing":true}}`
+    Typing {
+        /// The room (default: the connection's).
+        room: Option<RoomName>,
+        /// Whether the user is typing.
+        typing: bool,
+    },
+    /// `{"type":"presence","data":{"status":"away"}}`
+    Status(Status),
+    /// `{"type":"system","data":{"request":"...","request_id"?,...}}`
+    Request {
+        /// Echoed in the reply.
+        request_id: Option<String>,
+        /// What is asked.
+        request: Request,
+    },
     /// `{"type":"ping"}`: answered with a pong.
     Ping,
     /// `{"type":"pong"}`: accepted and ignored.
     Pong,
+}
+
+/// A `system` request: the raw protocol's counterpart of socket.io's acked events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `room:join {room, since?}`
+    Join {
+        /// The room.
+        room: RoomName,
+        /// Last message seen, to recover what was missed.
+        since: Option<Uuid>,
+    },
+    /// `room:leave {room}`
+    Leave {
+        /// The room.
+        room: RoomName,
+    },
+    /// `message:history {room, before?, limit?}`
+    History {
+        /// The room.
+        room: RoomName,
+        /// Page before this message.
+        before: Option<Uuid>,
+        /// Page size (default 50, at most 100).
+        limit: usize,
+    },
+    /// `message:edit {room, id, content}`
+    Edit {
+        /// The room.
+        room: RoomName,
+        /// The message.
+        id: Uuid,
+        /// New content.
+        content: String,
+    },
+    /// `message:delete {room, id}`
+    Delete {
+        /// The room.
+        room: RoomName,
+        /// The message.
+        id: Uuid,
+    },
+    /// `presence:list {room}`
+    PresenceList {
+        /// The room.
+        room: RoomName,
+    },
+}
+
+impl Request {
+    /// The request's name, as in socket.io's event names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Join { .. } => "room:join",
+            Self::Leave { .. } => "room:leave",
+            Self::History { .. } => "message:history",
+            Self::Edit { .. } => "message:edit",
+            Self::Delete { .. } => "message:delete",
+            Self::PresenceList { .. } => "presence:list",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -32,36 +113,82 @@ struct RawFrame {
     data: Option<Value>,
 }
 
+fn room_field(value: Option<Value>, what: &str) -> Result<Option<RoomName>, ChatError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => RoomName::parse(&s).map(Some),
+        Some(_) => Err(ChatError::invalid(format!("{what} must be a string"))),
+    }
+}
+
+fn required_room(data: &mut Map<String, Value>) -> Result<RoomName, ChatError> {
+    room_field(data.remove("room"), "data.room")?
+        .ok_or_else(|| ChatError::invalid("data.room is missing"))
+}
+
+fn id_field(data: &mut Map<String, Value>, key: &str) -> Result<Option<Uuid>, ChatError> {
+    match data.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Uuid::parse_str(&s)
+            .map(Some)
+            .map_err(|_| ChatError::invalid(format!("data.{key} is not a message id"))),
+        Some(_) => Err(ChatError::invalid(format!("data.{key} must be a string"))),
+    }
+}
+
+fn content_field(data: &mut Map<String, Value>) -> Result<String, ChatError> {
+    match data.remove("content") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(ChatError::invalid("data.content must not be empty")),
+        Some(_) => Err(ChatError::invalid("data.content must be a string")),
+        None => Err(ChatError::invalid("data.content is missing")),
+    }
+}
+
+fn data_object(data: Option<Value>) -> Result<Map<String, Value>, ChatError> {
+    match data {
+        Some(Value::Object(data)) => Ok(data),
+        Some(_) => Err(ChatError::invalid("data must be an object")),
+        None => Err(ChatError::invalid("data is missing")),
+    }
+}
+
 /// Decodes one text frame. Every failure is an `INVALID_PAYLOAD` [`ChatError`].
 pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
     let raw: RawFrame = serde_json::from_str(text)
         .map_err(|e| ChatError::invalid(format!("frame is not a JSON message object: {e}")))?;
     match raw.kind.as_deref().unwrap_or("chat") {
         "chat" => {
-            let room = match raw.room {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(RoomName::parse(&s)?),
-                Some(_) => return Err(ChatError::invalid("room must be a string")),
-            };
-            let content = match raw.data {
-                Some(Value::Object(mut data)) => match data.remove("content") {
-                    Some(Value::String(s)) if !s.is_empty() => s,
-                    Some(Value::String(_)) => {
-                        return Err(ChatError::invalid("data.content must not be empty"))
-                    }
-                    Some(_) => return Err(ChatError::invalid("data.content must be a string")),
-                    None => return Err(ChatError::invalid("data.content is missing")),
-                },
-                Some(_) => return Err(ChatError::invalid("data must be an object")),
-                None => return Err(ChatError::invalid("data.content is missing")),
-            };
-            Ok(ClientFrame::Chat { room, content })
+            let room = room_field(raw.room, "room")?;
+            let mut data =
+                data_object(raw.data).map_err(|_| ChatError::invalid("data.content is missing"))?;
+            Ok(ClientFrame::Chat {
+                room,
+                content: content_field(&mut data)?,
+            })
         }
+        "typing" => {
+            let room = room_field(raw.room, "room")?;
+            let typing = match data_object(raw.data)?.remove("typing") {
+                Some(Value::Bool(b)) => b,
+                _ => return Err(ChatError::invalid("data.typing must be true or false")),
+            };
+            Ok(ClientFrame::Typing { room, typing })
+        }
+        "presence" => {
+            let status = data_object(raw.data)?
+                .remove("status")
+                .and_then(|v| serde_json::from_value::<Status>(v).ok())
+                .filter(|s| *s != Status::Offline)
+                .ok_or_else(|| ChatError::invalid("data.status must be online, away or busy"))?;
+            Ok(ClientFrame::Status(status))
+        }
+        "system" => decode_request(data_object(raw.data)?),
         "ping" => Ok(ClientFrame::Ping),
         "pong" => Ok(ClientFrame::Pong),
-        known @ ("presence" | "notification" | "system" | "error") => Err(ChatError::invalid(
-            format!("type {known:?} cannot be sent by clients"),
-        )),
+        known @ ("notification" | "error") => Err(ChatError::invalid(format!(
+            "type {known:?} cannot be sent by clients"
+        ))),
         other => Err(ChatError::invalid(format!(
             "unknown type {:?}",
             excerpt(other, 64)
@@ -69,9 +196,70 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
     }
 }
 
+fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError> {
+    let request_id = match data.remove("request_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 64 => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(ChatError::invalid("data.request_id must be a short string")),
+    };
+    let name = match data.remove("request") {
+        Some(Value::String(s)) => s,
+        _ => return Err(ChatError::invalid("data.request is missing")),
+    };
+    let request = match name.as_str() {
+        "room:join" => Request::Join {
+            room: required_room(&mut data)?,
+            since: id_field(&mut data, "since")?,
+        },
+        "room:leave" => Request::Leave {
+            room: required_room(&mut data)?,
+        },
+        "message:history" => Request::History {
+            room: required_room(&mut data)?,
+            before: id_field(&mut data, "before")?,
+            limit: match data.remove("limit") {
+                None | Some(Value::Null) => DEFAULT_HISTORY_PAGE,
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .filter(|n| (1..=MAX_HISTORY_PAGE as u64).contains(n))
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        ChatError::invalid(format!("data.limit must be 1-{MAX_HISTORY_PAGE}"))
+                    })?,
+                Some(_) => return Err(ChatError::invalid("data.limit must be a number")),
+            },
+        },
+        "message:edit" => Request::Edit {
+            room: required_room(&mut data)?,
+            id: id_field(&mut data, "id")?
+                .ok_or_else(|| ChatError::invalid("data.id is missing"))?,
+            content: content_field(&mut data)?,
+        },
+        "message:delete" => Request::Delete {
+            room: required_room(&mut data)?,
+            id: id_field(&mut data, "id")?
+                .ok_or_else(|| ChatError::invalid("data.id is missing"))?,
+        },
+        "presence:list" => Request::PresenceList {
+            room: required_room(&mut data)?,
+        },
+        other => {
+            return Err(ChatError::invalid(format!(
+                "unknown request {:?}",
+                excerpt(other, 64)
+            )))
+        }
+    };
+    Ok(ClientFrame::Request {
+        request_id,
+        request,
+    })
+}
+
 /// The welcome frame sent first on every connection.
-pub fn welcome(client_id: &str, room: Option<&RoomName>) -> Message {
-    let mut data = json!({ "event": "welcome", "client_id": client_id });
+pub fn welcome(client_id: &str, user: &str, room: Option<&RoomName>) -> Message {
+    let mut data = json!({ "event": "welcome", "client_id": client_id, "user": user });
     if let Some(room) = room {
         data["room"] = json!(room);
     }
@@ -84,12 +272,53 @@ pub fn pong() -> Message {
 }
 
 /// An error frame: `{"type":"error","data":{"code":"...","message":"..."}}`.
-pub fn error(err: &ChatError) -> Message {
+pub fn error(err: &ChatError, request_id: Option<&str>) -> Message {
     let mut data = json!({ "code": err.code(), "message": err.to_string() });
     if let Some(ms) = err.retry_after_ms() {
         data["retry_after_ms"] = json!(ms);
     }
+    if let Some(id) = request_id {
+        data["request_id"] = json!(id);
+    }
     Message::from_server(MessageType::Error, None, data)
+}
+
+/// The reply to a `system` request: `body` plus `reply` and `request_id`.
+pub fn reply(request: &str, request_id: Option<&str>, mut body: Value) -> Message {
+    body["reply"] = json!(request);
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
+    Message::from_server(MessageType::System, None, body)
+}
+
+/// The frame a raw client receives for a chat event.
+pub fn frame_for(event: &ChatEvent) -> Message {
+    match event {
+        ChatEvent::Message { message } => message.clone(),
+        ChatEvent::Updated { message } => Message::from_server(
+            MessageType::Notification,
+            message.room.clone(),
+            json!({ "event": "message:updated", "message": message }),
+        ),
+        ChatEvent::Deleted { room, id } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "message:deleted", "id": id }),
+        ),
+        ChatEvent::Presence { room, user, status } => Message::new(
+            MessageType::Presence,
+            Some(room.clone()),
+            user.id.clone(),
+            json!({ "user": user, "status": status }),
+        ),
+        ChatEvent::Typing { room, user, typing } => Message::new(
+            MessageType::Typing,
+            Some(room.clone()),
+            user.id.clone(),
+            json!({ "user": user, "typing": typing }),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +345,23 @@ mod tests {
         );
         assert_eq!(decode(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
         assert_eq!(decode(r#"{"type":"pong"}"#), Ok(ClientFrame::Pong));
+        assert_eq!(
+            decode(
+                r#"{"type":"system","data":{"request":"message:history","room":"r","request_id":"7"}}"#
+            ),
+            Ok(ClientFrame::Request {
+                request_id: Some("7".into()),
+                request: Request::History {
+                    room: RoomName::parse("r").unwrap(),
+                    before: None,
+                    limit: DEFAULT_HISTORY_PAGE
+                }
+            })
+        );
+        assert_eq!(
+            decode(r#"{"type":"presence","data":{"status":"away"}}"#),
+            Ok(ClientFrame::Status(Status::Away))
+        );
     }
 
     #[test]

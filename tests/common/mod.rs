@@ -426,8 +426,19 @@ impl WsClient {
             .await;
     }
 
-    /// The next JSON text frame (control frames skipped).
+    /// The next JSON text frame, skipping control frames and presence announcements
+    /// (which arrive asynchronously after joins; tests of presence use [`Self::recv_any`]).
     pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = self.recv_any().await;
+            if frame["type"] != "presence" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next JSON text frame (control frames skipped).
+    pub async fn recv_any(&mut self) -> Value {
         loop {
             let msg = timeout(WAIT, self.stream.next())
                 .await

@@ -15,7 +15,8 @@ use tracing::{debug, warn};
 
 use super::link::{ChanItem, RedisLink};
 use crate::bus::{Bus, BusError, BusStatus, Receipt};
-use crate::chat::{ChatService, Delivery, Message, RoomName};
+use crate::chat::{ChatEvent, ChatService, Delivery, RoomName};
+use crate::store::redis::RedisHistory;
 
 /// Channel of global messages.
 pub const GLOBAL_CHANNEL: &str = "realtime:global";
@@ -36,16 +37,18 @@ pub fn channel_for(room: Option<&RoomName>) -> String {
     }
 }
 
-/// What travels on the bus: the message and the pod it came from.
+/// What travels on the bus: the event and the pod it came from.
 #[derive(Serialize, Deserialize)]
-struct Envelope<P, M> {
+struct Envelope<P, E> {
     pod: P,
-    message: M,
+    event: E,
 }
 
 struct Outgoing {
     channel: String,
     payload: Vec<u8>,
+    /// The event, so chat messages are stored in the same pipeline, before the PUBLISH.
+    event: Arc<ChatEvent>,
     done: oneshot::Sender<Result<(), BusError>>,
 }
 
@@ -61,6 +64,7 @@ pub struct RedisBus {
     /// Generation of the latest interest change in place.
     synced: watch::Sender<u64>,
     timeout: Duration,
+    history: Option<Arc<RedisHistory>>,
     undelivered: AtomicU64,
     inbound_tx: mpsc::Sender<ChanItem>,
 }
@@ -72,8 +76,15 @@ pub struct BusTasks {
 }
 
 impl RedisBus {
-    /// A bus for pod `pod` on `link`. Start [`RedisBus::run`] with the returned tasks.
-    pub fn new(link: RedisLink, pod: String, timeout: Duration) -> (Arc<Self>, BusTasks) {
+    /// A bus for pod `pod` on `link`, storing chat messages in `history` (in the publish
+    /// pipeline, just before each message's PUBLISH). Start [`RedisBus::run`] with the
+    /// returned tasks.
+    pub fn new(
+        link: RedisLink,
+        pod: String,
+        timeout: Duration,
+        history: Option<Arc<RedisHistory>>,
+    ) -> (Arc<Self>, BusTasks) {
         let (outgoing_tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let bus = Arc::new(Self {
@@ -85,6 +96,7 @@ impl RedisBus {
             requested: AtomicU64::new(0),
             synced: watch::Sender::new(0),
             timeout,
+            history,
             undelivered: AtomicU64::new(0),
             inbound_tx,
         });
@@ -134,6 +146,9 @@ impl RedisBus {
             }
             let mut pipe = redis::pipe();
             for item in &batch {
+                if let (Some(history), Some(message)) = (&self.history, item.event.as_message()) {
+                    history.append_to(&mut pipe, message);
+                }
                 pipe.cmd("PUBLISH")
                     .arg(&item.channel)
                     .arg(&item.payload)
@@ -200,7 +215,7 @@ impl RedisBus {
                 () = cancel.cancelled() => return,
                 item = rx.recv() => match item { Some(item) => item, None => return },
             };
-            let envelope: Envelope<String, Message> = match serde_json::from_slice(&payload) {
+            let envelope: Envelope<String, ChatEvent> = match serde_json::from_slice(&payload) {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     debug!(channel, error = %e, "ignoring an unreadable bus message");
@@ -210,12 +225,12 @@ impl RedisBus {
             if envelope.pod == self.pod {
                 continue;
             }
-            if channel != channel_for(envelope.message.room.as_ref()) {
+            if channel != channel_for(envelope.event.room()) {
                 debug!(channel, "ignoring a bus message on the wrong channel");
                 continue;
             }
             chat.deliver_local(&Delivery {
-                message: Arc::new(envelope.message),
+                event: Arc::new(envelope.event),
                 origin: None,
             });
         }
@@ -244,7 +259,7 @@ impl Bus for RedisBus {
     fn publish(&self, delivery: &Delivery) -> Receipt {
         let envelope = Envelope {
             pod: self.pod.as_str(),
-            message: &*delivery.message,
+            event: &*delivery.event,
         };
         let payload = match serde_json::to_vec(&envelope) {
             Ok(payload) => payload,
@@ -256,8 +271,9 @@ impl Bus for RedisBus {
         }
         let (done, receipt) = Receipt::pending();
         let item = Outgoing {
-            channel: channel_for(delivery.message.room.as_ref()),
+            channel: channel_for(delivery.event.room()),
             payload,
+            event: delivery.event.clone(),
             done,
         };
         match self.outgoing.try_send(item) {

@@ -123,6 +123,22 @@ impl RedisLink {
         }
     }
 
+    /// Runs `f` on the connection with the link's timeout; fails at once while Redis is down.
+    pub async fn with_conn<T, F, Fut>(&self, f: F) -> Result<T, BusError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.is_up() {
+            return Err(BusError::Unavailable);
+        }
+        match tokio::time::timeout(self.inner.timeout, f(self.inner.conn.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
     /// Sends a pipeline with the link's timeout; fails at once while Redis is down.
     pub async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<(), BusError> {
         if !self.is_up() {

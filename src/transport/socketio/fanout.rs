@@ -10,10 +10,29 @@ use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 use tracing::debug;
 
-use crate::chat::{Delivery, LocalFanout};
+use serde_json::{json, Value};
+
+use crate::chat::{ChatEvent, Delivery, LocalFanout};
 
 /// Event carrying a chat message to clients.
 pub const EVENT_MESSAGE_NEW: &str = "message:new";
+
+/// The socket.io event name and payload of a chat event.
+pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
+    match event {
+        ChatEvent::Message { message } => (EVENT_MESSAGE_NEW, json!(message)),
+        ChatEvent::Updated { message } => ("message:updated", json!(message)),
+        ChatEvent::Deleted { room, id } => ("message:deleted", json!({ "room": room, "id": id })),
+        ChatEvent::Presence { room, user, status } => (
+            "presence:update",
+            json!({ "room": room, "user": user, "status": status }),
+        ),
+        ChatEvent::Typing { room, user, typing } => (
+            "user:typing",
+            json!({ "room": room, "user": user, "typing": typing }),
+        ),
+    }
+}
 
 /// Local socket.io fan-out, attached to the server once it is built.
 pub struct SioFanout<A: Adapter> {
@@ -52,16 +71,22 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
             Some(socket) => socket.broadcast().local(),
             None => ns.local(),
         };
-        let ops = match &delivery.message.room {
+        let ops = match delivery.event.room() {
             Some(room) => ops.to(room.to_string()),
             None => ops,
         };
+        let ops = if delivery.event.is_volatile() {
+            ops.volatile()
+        } else {
+            ops
+        };
+        let (name, payload) = event_for(&delivery.event);
         // A local broadcast completes synchronously; poll it once to keep order.
-        let emit = ops.emit(EVENT_MESSAGE_NEW, &*delivery.message);
+        let emit = ops.emit(name, &payload);
         match emit.now_or_never() {
             Some(Ok(())) => {}
             Some(Err(e)) => debug!(error = %e, "socket.io broadcast incomplete"),
-            None => debug!("socket.io local broadcast did not complete at once"),
+            None => tracing::warn!("socket.io local broadcast did not complete at once"),
         }
     }
 }

@@ -18,13 +18,15 @@ use socketioxide::socket::DisconnectReason;
 use socketioxide::{ParserError, SocketIoBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
+use uuid::Uuid;
 
 pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
 pub use reply::{error_body, Reply, EVENT_ERROR};
 pub use turn::{Line, Turn};
 
-use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Transport};
+use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Status, Transport};
 use crate::gate::{bearer_token, unix_now, Action, ConnectionPermit, Gate};
+use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
 /// message is answered with MESSAGE_TOO_LARGE rather than a dropped connection.
@@ -127,6 +129,12 @@ pub async fn admit<A: Adapter>(
     socket.on("room:join", on_join::<A>);
     socket.on("room:leave", on_leave::<A>);
     socket.on("message:send", on_send::<A>);
+    socket.on("message:history", on_history::<A>);
+    socket.on("message:edit", on_edit::<A>);
+    socket.on("message:delete", on_delete::<A>);
+    socket.on("presence:update", on_status::<A>);
+    socket.on("presence:list", on_presence_list::<A>);
+    socket.on("user:typing", on_typing::<A>);
     socket.on_fallback(on_unknown::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
@@ -147,7 +155,7 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<Si
         .and_then(|t| t.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     let sender = sender_of(&socket);
     let conn = sender.conn.clone();
-    state.chat.connect(conn.clone(), Transport::SocketIo);
+    state.chat.connect(&sender, Transport::SocketIo);
     if let Some(own) = sender.own_room() {
         match state.chat.join(&sender, &own) {
             Ok(_) => socket.join(own.to_string()),
@@ -173,6 +181,46 @@ fn sender_of<A: Adapter>(socket: &SocketRef<A>) -> Sender {
 #[derive(Deserialize)]
 struct RoomRequest {
     room: RoomName,
+}
+
+#[derive(Deserialize)]
+struct JoinRequest {
+    room: RoomName,
+    #[serde(default)]
+    since: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct HistoryRequest {
+    room: RoomName,
+    #[serde(default)]
+    before: Option<Uuid>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct EditRequest {
+    room: RoomName,
+    id: Uuid,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct DeleteRequest {
+    room: RoomName,
+    id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct StatusRequest {
+    status: Status,
+}
+
+#[derive(Deserialize)]
+struct TypingRequest {
+    room: RoomName,
+    typing: bool,
 }
 
 #[derive(Deserialize)]
@@ -202,20 +250,40 @@ async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<SioState>,
     turn: Turn,
-    TryData(req): TryData<RoomRequest>,
+    TryData(req): TryData<JoinRequest>,
     reply: Reply<A>,
 ) {
     turn.wait().await;
-    let joined = payload(req).and_then(|req| {
-        let receipt = state.chat.join(&sender_of(&socket), &req.room)?;
+    let req = match payload(req) {
+        Ok(req) => req,
+        Err(e) => return reply.send(Err(e)),
+    };
+    let sender = sender_of(&socket);
+    if let Some(since) = req.since {
+        // Missed messages ride in the ack, queued before any live message.
+        let room = req.room.clone();
+        let recovered = state
+            .chat
+            .recover(&sender, &req.room, since, |missed, recovered| {
+                reply.send(Ok(recovery_body(&room, &missed, recovered)));
+                socket.join(room.to_string());
+            });
+        drop(turn);
+        if let Err(e) = recovered.await {
+            // The reply was not consumed: recovery failed before the hand-over.
+            reply::emit_error(&socket, &e);
+        }
+        return;
+    }
+    let joined = state.chat.join(&sender, &req.room).map(|receipt| {
         socket.join(req.room.to_string());
-        Ok((req.room, receipt))
+        receipt
     });
     drop(turn);
     let result = match joined {
-        Ok((room, receipt)) => {
+        Ok(receipt) => {
             // Acknowledge once messages from other pods for this room reach this pod.
-            let mut body = json!({ "status": "ok", "room": room });
+            let mut body = json!({ "status": "ok", "room": req.room });
             if receipt.outcome().await.is_err() {
                 body["degraded"] = json!(true);
             }
@@ -223,6 +291,118 @@ async fn on_join<A: Adapter>(
         }
         Err(e) => Err(e),
     };
+    reply.send(result);
+}
+
+async fn on_history<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(req): TryData<HistoryRequest>,
+    reply: Reply<A>,
+) {
+    let result = match payload(req) {
+        Ok(req) => state
+            .chat
+            .history(
+                &sender_of(&socket),
+                &req.room,
+                req.before,
+                req.limit.unwrap_or(DEFAULT_HISTORY_PAGE),
+            )
+            .await
+            .map(|page| page_body(&page)),
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_edit<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(req): TryData<EditRequest>,
+    reply: Reply<A>,
+) {
+    let result = match payload(req) {
+        Ok(req) => state
+            .chat
+            .edit(&sender_of(&socket), &req.room, req.id, req.content)
+            .await
+            .map(|m| json!({ "status": "ok", "id": m.id })),
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_delete<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(req): TryData<DeleteRequest>,
+    reply: Reply<A>,
+) {
+    let result = match payload(req) {
+        Ok(req) => state
+            .chat
+            .delete(&sender_of(&socket), &req.room, req.id)
+            .await
+            .map(|()| json!({ "status": "ok", "id": req.id })),
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_status<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(req): TryData<StatusRequest>,
+    reply: Reply<A>,
+) {
+    let sender = sender_of(&socket);
+    let result = match payload(req) {
+        Ok(req) => match state.gate.limit(Action::Presence, &sender) {
+            Ok(()) => state
+                .chat
+                .set_status(&sender, req.status)
+                .await
+                .map(|()| json!({ "status": "ok" })),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_presence_list<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    TryData(req): TryData<RoomRequest>,
+    reply: Reply<A>,
+) {
+    let result = match payload(req) {
+        Ok(req) => state
+            .chat
+            .presence_list(&sender_of(&socket), &req.room)
+            .await
+            .map(|users| users_body(&users)),
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_typing<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    turn: Turn,
+    TryData(req): TryData<TypingRequest>,
+    reply: Reply<A>,
+) {
+    turn.wait().await;
+    let sender = sender_of(&socket);
+    let result = payload(req).and_then(|req| {
+        state.gate.limit(Action::Typing, &sender)?;
+        state.chat.typing(&sender, &req.room, req.typing)?;
+        Ok(json!({ "status": "ok" }))
+    });
+    drop(turn);
     reply.send(result);
 }
 
@@ -236,7 +416,7 @@ async fn on_leave<A: Adapter>(
     turn.wait().await;
     let result = payload(req).map(|req| {
         socket.leave(req.room.to_string());
-        state.chat.leave(&sender_of(&socket).conn, &req.room);
+        state.chat.leave(&sender_of(&socket), &req.room);
         json!({ "status": "ok", "room": req.room })
     });
     drop(turn);
