@@ -151,6 +151,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             presence_grace: config.presence_grace,
             presence_heartbeat: config.presence_ttl / 3,
             typing_timeout: config.typing_timeout,
+            history_limit: config.history_limit,
         },
     ));
     start_bus(chat.clone());
@@ -182,6 +183,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             bus: bus.clone(),
             draining: draining.clone(),
             directory: Arc::new(SioDirectory(io.clone())),
+            gate: gate.clone(),
         }))
         .merge(ws::routes(WsContext {
             chat: chat.clone(),

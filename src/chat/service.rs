@@ -42,6 +42,8 @@ pub struct ChatSettings {
     pub presence_heartbeat: Duration,
     /// A typing indicator not refreshed for this long is ended by the server.
     pub typing_timeout: Duration,
+    /// Messages retained per room (HISTORY_LIMIT): recovery reaches no further back.
+    pub history_limit: usize,
 }
 
 /// The stores the chat keeps its state in.
@@ -80,7 +82,7 @@ impl ChatService {
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
-            recent: Mutex::default(),
+            recent: Mutex::new(Recent::new(settings.history_limit)),
         }
     }
 
@@ -258,10 +260,13 @@ impl ChatService {
     /// Hands a delivery to every local transport, in order.
     pub fn deliver_local(&self, delivery: &Delivery) {
         let mut recent = self.recent();
-        if let (ChatEvent::Message { message }, Some(room)) =
-            (&*delivery.event, delivery.event.room())
-        {
-            recent.push(room, Arc::new(message.clone()));
+        match (&*delivery.event, delivery.event.room()) {
+            (ChatEvent::Message { message }, Some(room)) => {
+                recent.push(room, Arc::new(message.clone()));
+            }
+            (ChatEvent::Updated { message }, Some(room)) => recent.update(room, message),
+            (ChatEvent::Deleted { id, .. }, Some(room)) => recent.remove(room, *id),
+            _ => {}
         }
         for fanout in self.fanouts.get().map(Vec::as_slice).unwrap_or_default() {
             fanout.deliver(delivery);

@@ -159,11 +159,14 @@ impl HistoryStore for MemoryHistory {
 /// Presence of one node: the chat's own local counts are the whole truth.
 #[derive(Default)]
 pub struct MemoryPresence {
-    rooms: Mutex<HashMap<RoomName, BTreeMap<String, (UserRef, Status)>>>,
+    rooms: Mutex<RoomUsers>,
 }
 
+/// Users online by room, by user id.
+type RoomUsers = HashMap<RoomName, BTreeMap<String, (UserRef, Status)>>;
+
 impl MemoryPresence {
-    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, BTreeMap<String, (UserRef, Status)>>> {
+    fn lock(&self) -> MutexGuard<'_, RoomUsers> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,9 +1,12 @@
 //! Reply bodies both realtime transports send alike (the socket.io ack and the raw
 //! `system` reply carry the same JSON).
 
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde_json::{json, Value};
 
-use crate::chat::{Message, RoomName, Status, UserRef};
+use crate::chat::{ChatError, ErrorCode, Message, RoomName, Status, UserRef};
 use crate::store::HistoryPage;
 
 /// Page size of history requests that name none.
@@ -26,4 +29,36 @@ pub fn users_body(users: &[(UserRef, Status)]) -> Value {
 /// `room:join {since}`: what was missed, in order, and whether all of it was retained.
 pub fn recovery_body(room: &RoomName, missed: &[Message], recovered: bool) -> Value {
     json!({ "status": "ok", "room": room, "recovered": recovered, "messages": missed })
+}
+
+/// The HTTP status a refused upgrade answers with.
+pub fn status_of(err: &ChatError) -> StatusCode {
+    match err.code() {
+        ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An HTTP error answer with the catalogue's JSON body (and Retry-After or
+/// WWW-Authenticate where they apply).
+pub fn error_response(err: &ChatError) -> Response {
+    let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });
+    let mut response = match err.retry_after_ms() {
+        Some(ms) => {
+            body["retry_after_ms"] = json!(ms);
+            let secs = ms.div_ceil(1000).to_string();
+            (status_of(err), [(header::RETRY_AFTER, secs)], Json(body)).into_response()
+        }
+        None => (status_of(err), Json(body)).into_response(),
+    };
+    if err.code() == ErrorCode::AuthFailed {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }

@@ -15,8 +15,15 @@ use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::bus::{Bus, BusStatus};
-use crate::chat::{ChatService, ErrorCode};
-use crate::gate::Gate;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::bodies::{error_response, page_body, DEFAULT_HISTORY_PAGE};
+use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName};
+use crate::gate::{bearer_token, Gate};
 use crate::transport::ws_hub::WsHub;
 
 /// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
@@ -38,6 +45,8 @@ pub struct HttpContext {
     pub draining: Arc<AtomicBool>,
     /// Socket.io sockets and rooms across the cluster.
     pub directory: Arc<dyn SocketDirectory>,
+    /// Identifies callers of the history API, as on the realtime transports.
+    pub gate: Gate,
 }
 
 /// The HTTP routes.
@@ -46,6 +55,8 @@ pub fn routes(ctx: HttpContext) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/api/cluster/sockets", get(cluster_sockets))
+        .route("/api/rooms", get(active_rooms))
+        .route("/api/rooms/{room}/messages", get(room_messages))
         .with_state(ctx)
 }
 
@@ -60,6 +71,58 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
         "undelivered": ctx.bus.undelivered(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<String>,
+    limit: Option<usize>,
+    token: Option<String>,
+}
+
+/// `GET /api/rooms/{room}/messages?before=&limit=`: a page of history, under the same
+/// rules as the realtime transports (token when AUTH_ENABLED, user rooms, room ACL).
+async fn room_messages(
+    State(ctx): State<HttpContext>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(query) =
+            query.map_err(|e| ChatError::invalid(format!("bad query string: {e}")))?;
+        let room = RoomName::parse(&room)?;
+        let before = query
+            .before
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| ChatError::invalid("before is not a message id"))?;
+        let token = bearer_token(&headers).or(query.token.as_deref());
+        let caller = ctx.gate.identify(ConnId::new("http"), token)?.sender;
+        let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+        ctx.chat.history(&caller, &room, before, limit).await
+    }
+    .await;
+    match result {
+        Ok(page) => Json(page_body(&page)).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `GET /api/rooms`: rooms with members, and their member counts, across pods.
+async fn active_rooms(State(ctx): State<HttpContext>) -> Response {
+    match ctx.chat.active_rooms().await {
+        Ok(rooms) => {
+            let rooms: Vec<Value> = rooms
+                .into_iter()
+                .map(|(room, members)| json!({ "room": room, "members": members }))
+                .collect();
+            Json(json!({ "status": "ok", "rooms": rooms })).into_response()
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn cluster_sockets(State(ctx): State<HttpContext>) -> impl IntoResponse {

@@ -10,10 +10,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -24,12 +24,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 use uuid::Uuid;
 
-use super::bodies::{page_body, recovery_body, users_body};
+use super::bodies::{error_response, page_body, recovery_body, users_body};
 use super::ws_hub::{close_code, Closer, Outbox, WsHub};
 use super::ws_protocol::{self, ClientFrame, Request};
-use crate::chat::{
-    ChatError, ChatService, ConnId, ErrorCode, Message, RoomName, Sender, Transport,
-};
+use crate::chat::{ChatError, ChatService, ConnId, Message, RoomName, Sender, Transport};
 use crate::gate::{
     bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
 };
@@ -86,36 +84,6 @@ struct WsQuery {
 
 type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
-/// The HTTP status a refused upgrade answers with.
-fn status_of(err: &ChatError) -> StatusCode {
-    match err.code() {
-        ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-fn refuse(err: &ChatError) -> Response {
-    let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });
-    let mut response = match err.retry_after_ms() {
-        Some(ms) => {
-            body["retry_after_ms"] = json!(ms);
-            let secs = ms.div_ceil(1000).to_string();
-            (status_of(err), [(header::RETRY_AFTER, secs)], Json(body)).into_response()
-        }
-        None => (status_of(err), Json(body)).into_response(),
-    };
-    if err.code() == ErrorCode::AuthFailed {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-    }
-    response
-}
-
 async fn upgrade(
     State(ctx): State<WsContext>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -125,7 +93,7 @@ async fn upgrade(
 ) -> Response {
     let query = match query {
         Ok(Query(q)) => q,
-        Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
+        Err(e) => return error_response(&ChatError::invalid(format!("bad query string: {e}"))),
     };
     let room = query.room.clone();
     accept(ctx, peer, &headers, room.as_deref(), query, ws)
@@ -141,7 +109,7 @@ async fn upgrade_with_room(
 ) -> Response {
     let query = match query {
         Ok(Query(q)) => q,
-        Err(e) => return refuse(&ChatError::invalid(format!("bad query string: {e}"))),
+        Err(e) => return error_response(&ChatError::invalid(format!("bad query string: {e}"))),
     };
     accept(ctx, peer, &headers, Some(&room), query, ws)
 }
@@ -162,18 +130,18 @@ fn accept(
         .transpose()
     {
         Ok(room) => room,
-        Err(e) => return refuse(&e),
+        Err(e) => return error_response(&e),
     };
     let since = match query.since.as_deref().map(Uuid::parse_str).transpose() {
         Ok(since) if since.is_none() || room.is_some() => since,
-        Ok(_) => return refuse(&ChatError::invalid("since needs a room")),
-        Err(_) => return refuse(&ChatError::invalid("since is not a message id")),
+        Ok(_) => return error_response(&ChatError::invalid("since needs a room")),
+        Err(_) => return error_response(&ChatError::invalid("since is not a message id")),
     };
     let query_token = query.token;
     let ip = ctx.gate.client_ip(Some(peer), headers);
     let permit = match ctx.gate.admit(ip, headers) {
         Ok(permit) => permit,
-        Err(e) => return refuse(&e),
+        Err(e) => return error_response(&e),
     };
     let protocol_token = protocol_token(headers);
     let token = bearer_token(headers)
@@ -182,11 +150,11 @@ fn accept(
     let conn = ConnId::new(Uuid::now_v7().to_string());
     let admission = match ctx.gate.identify(conn, token) {
         Ok(admission) => admission,
-        Err(e) => return refuse(&e),
+        Err(e) => return error_response(&e),
     };
     if let Some(room) = &room {
         if let Err(e) = admission.sender.may_join(room) {
-            return refuse(&e);
+            return error_response(&e);
         }
     }
     let ws = match ws {

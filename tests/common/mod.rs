@@ -453,6 +453,16 @@ impl WsClient {
         }
     }
 
+    /// The next frame matching `pred`, presence frames included (others skipped).
+    pub async fn recv_any_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.recv_any().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
     /// The next frame of `type` == `kind` (others skipped).
     pub async fn recv_type(&mut self, kind: &str) -> Value {
         loop {

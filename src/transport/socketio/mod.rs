@@ -275,10 +275,10 @@ async fn on_join<A: Adapter>(
         }
         return;
     }
-    let joined = state.chat.join(&sender, &req.room).map(|receipt| {
-        socket.join(req.room.to_string());
-        receipt
-    });
+    let joined = state
+        .chat
+        .join(&sender, &req.room)
+        .inspect(|_| socket.join(req.room.to_string()));
     drop(turn);
     let result = match joined {
         Ok(receipt) => {
