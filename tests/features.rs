@@ -534,3 +534,30 @@ async fn active_rooms_are_listed_across_pods() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_pods_and_expires_there_too() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let pods = start_pods(2, &redis.url(), POD_ENV).await;
+    let mut bob = SioClient::connect_with(&pods[1].http_url(), "websocket", as_user("bob")).await;
+    bob.join("T").await;
+    let mut alice =
+        SioClient::connect_with(&pods[0].http_url(), "websocket", as_user("alice")).await;
+    alice.join("T").await;
+    let ack = alice
+        .emit_ack("user:typing", json!([{ "room": "T", "typing": true }]))
+        .await;
+    assert_eq!(ack["status"], "ok");
+    let t = bob.next_event("user:typing").await;
+    assert_eq!(
+        (t["user"]["id"].clone(), t["typing"].clone()),
+        (json!("alice"), json!(true))
+    );
+    let t = bob.next_event("user:typing").await;
+    assert_eq!(
+        (t["user"]["id"].clone(), t["typing"].clone()),
+        (json!("alice"), json!(false))
+    );
+}
