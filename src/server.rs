@@ -52,6 +52,10 @@ pub async fn run_with_clock(
     shutdown: CancellationToken,
     clock: GateClock,
 ) -> anyhow::Result<()> {
+    // Install the metrics recorder before anything records.
+    if crate::telemetry::metrics::handle().is_none() {
+        warn!("metrics recorder not installed; /metrics answers 503");
+    }
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     let retention = Retention {

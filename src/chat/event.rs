@@ -82,6 +82,17 @@ impl ChatEvent {
         }
     }
 
+    /// A short name of the kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Message { .. } => "message",
+            Self::Updated { .. } => "updated",
+            Self::Deleted { .. } => "deleted",
+            Self::Presence { .. } => "presence",
+            Self::Typing { .. } => "typing",
+        }
+    }
+
     /// Whether the event may be dropped under load (typing indicators).
     pub fn is_volatile(&self) -> bool {
         matches!(self, Self::Typing { .. })

@@ -59,6 +59,17 @@ pub enum Interest {
     Unchanged,
 }
 
+/// A connection that left: who it was and the rooms it was in.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Departed {
+    /// Its user.
+    pub user: String,
+    /// Its transport.
+    pub transport: Transport,
+    /// Each room it was in, and whether the room lost its last local member.
+    pub rooms: Vec<(RoomName, Interest)>,
+}
+
 /// Connection and room counts of this pod.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MembershipCounts {
@@ -159,7 +170,7 @@ impl Membership {
 
     /// Forgets `conn`, returning its user, every room it was in and whether each lost
     /// its last local member.
-    pub fn disconnect(&self, conn: &ConnId) -> Option<(String, Vec<(RoomName, Interest)>)> {
+    pub fn disconnect(&self, conn: &ConnId) -> Option<Departed> {
         let mut inner = self.lock();
         let entry = inner.conns.remove(conn)?;
         let rooms = entry
@@ -170,7 +181,16 @@ impl Membership {
                 (room, interest)
             })
             .collect();
-        Some((entry.user, rooms))
+        Some(Departed {
+            user: entry.user,
+            transport: entry.transport,
+            rooms,
+        })
+    }
+
+    /// Open connections of both transports.
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
     }
 
     /// Every connection of the given transport.
@@ -264,7 +284,11 @@ mod tests {
         assert_eq!(m.user_conns_in(&room("r"), "bob"), 1);
         assert_eq!(
             m.disconnect(&b),
-            Some(("bob".to_owned(), vec![(room("r"), Interest::Lost)]))
+            Some(Departed {
+                user: "bob".to_owned(),
+                transport: Transport::SocketIo,
+                rooms: vec![(room("r"), Interest::Lost)]
+            })
         );
         assert_eq!(
             m.counts(),

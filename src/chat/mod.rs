@@ -18,7 +18,7 @@ mod typing;
 pub use delivery::{Delivery, LocalFanout};
 pub use error::{excerpt, ChatError, ErrorCode};
 pub use event::{ChatEvent, Status, UserRef};
-pub use membership::{ConnId, Interest, Membership, MembershipCounts, Transport};
+pub use membership::{ConnId, Departed, Interest, Membership, MembershipCounts, Transport};
 pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
 pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};

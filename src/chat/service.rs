@@ -18,6 +18,7 @@ use super::{
 };
 use crate::bus::{Bus, Receipt};
 use crate::store::{HistoryPage, HistoryStore, PresenceStore};
+use crate::telemetry::metrics;
 
 /// Most messages one history request returns.
 pub const MAX_HISTORY_PAGE: usize = 100;
@@ -106,6 +107,7 @@ impl ChatService {
     pub fn connect(&self, sender: &Sender, transport: Transport) {
         self.membership
             .connect(sender.conn.clone(), transport, &sender.user);
+        metrics::connected(transport);
     }
 
     /// Adds the connection to `room` if its identity may join it. The receipt settles
@@ -145,11 +147,12 @@ impl ChatService {
 
     /// Forgets the connection and every room membership it had.
     pub fn disconnect(self: &Arc<Self>, conn: &ConnId) {
-        let Some((user, rooms)) = self.membership.disconnect(conn) else {
+        let Some(departed) = self.membership.disconnect(conn) else {
             return;
         };
-        for (room, interest) in rooms {
-            self.left(&room, &user, interest);
+        metrics::disconnected(departed.transport);
+        for (room, interest) in departed.rooms {
+            self.left(&room, &departed.user, interest);
         }
     }
 
@@ -271,6 +274,21 @@ impl ChatService {
         for fanout in self.fanouts.get().map(Vec::as_slice).unwrap_or_default() {
             fanout.deliver(delivery);
         }
+        drop(recent);
+        let audience = match delivery.event.room() {
+            Some(room) => self.membership.room_size(room),
+            None => self.membership.connection_count(),
+        };
+        let origin_counted =
+            delivery
+                .origin
+                .as_ref()
+                .is_some_and(|o| match delivery.event.room() {
+                    Some(room) => self.membership.is_member(o, room),
+                    None => true,
+                });
+        let recipients = audience.saturating_sub(usize::from(origin_counted));
+        metrics::messages_out(delivery.event.kind(), recipients as u64);
     }
 
     /// Joins `room` and hands over what the connection missed since message `since`:

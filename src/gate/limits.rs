@@ -124,11 +124,14 @@ impl EventLimits {
 
     /// Takes one `action` for `user`.
     pub fn check(&self, action: Action, user: &str) -> Result<(), ChatError> {
-        match action {
-            Action::Send => self.send.check(user),
-            Action::Typing => self.typing.check(user),
-            Action::Presence => self.presence.check(user),
-        }
+        let (limit, label) = match action {
+            Action::Send => (&self.send, "message"),
+            Action::Typing => (&self.typing, "typing"),
+            Action::Presence => (&self.presence, "presence"),
+        };
+        limit
+            .check(user)
+            .inspect_err(|_| crate::telemetry::metrics::rate_limited(label))
     }
 }
 

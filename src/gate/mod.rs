@@ -118,8 +118,11 @@ impl Gate {
     /// Checks the origin, the connection rate and caps for a new connection from `ip`.
     pub fn admit(&self, ip: IpAddr, headers: &HeaderMap) -> Result<ConnectionPermit, ChatError> {
         self.0.origins.check(headers)?;
-        self.0.connects.check(&ip.to_string())?;
-        self.0.caps.admit(ip)
+        self.0
+            .connects
+            .check(&ip.to_string())
+            .and_then(|()| self.0.caps.admit(ip))
+            .inspect_err(|_| crate::telemetry::metrics::rate_limited("connection"))
     }
 
     /// Verifies `token` (required when AUTH_ENABLED) and names the connection's identity.

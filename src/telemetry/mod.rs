@@ -1,4 +1,7 @@
-//! Tracing initialisation: text or JSON lines, filtered by RUST_LOG.
+//! Telemetry: tracing initialisation (text or JSON lines, filtered by RUST_LOG) and
+//! the Prometheus [`metrics`].
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

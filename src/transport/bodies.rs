@@ -45,6 +45,7 @@ pub fn status_of(err: &ChatError) -> StatusCode {
 /// An HTTP error answer with the catalogue's JSON body (and Retry-After or
 /// WWW-Authenticate where they apply).
 pub fn error_response(err: &ChatError) -> Response {
+    crate::telemetry::metrics::error(err.code());
     let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });
     let mut response = match err.retry_after_ms() {
         Some(ms) => {

@@ -1,4 +1,5 @@
-//! Plain HTTP endpoints: `/health`, `/ready` and `/api/cluster/sockets`.
+//! Plain HTTP endpoints: health, readiness, metrics, the history API and the cluster
+//! socket listing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use super::bodies::{error_response, page_body, DEFAULT_HISTORY_PAGE};
 use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName};
 use crate::gate::{bearer_token, Gate};
+use crate::telemetry::metrics;
 use crate::transport::ws_hub::WsHub;
 
 /// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
@@ -54,6 +56,7 @@ pub fn routes(ctx: HttpContext) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(prometheus))
         .route("/api/cluster/sockets", get(cluster_sockets))
         .route("/api/rooms", get(active_rooms))
         .route("/api/rooms/{room}/messages", get(room_messages))
@@ -133,6 +136,32 @@ async fn cluster_sockets(State(ctx): State<HttpContext>) -> impl IntoResponse {
             Json(json!({ "status": "error", "code": ErrorCode::Internal, "message": e })),
         ),
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn prometheus(State(ctx): State<HttpContext>) -> Response {
+    let Some(handle) = metrics::handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable\n",
+        )
+            .into_response();
+    };
+    let snapshot = metrics::Snapshot {
+        counts: ctx.chat.membership().counts(),
+        dropped_slow_consumer: ctx.hub.dropped(),
+        dropped_redis: ctx.bus.undelivered(),
+        redis_up: match ctx.bus.status() {
+            BusStatus::Up => 1,
+            BusStatus::Down => 0,
+            BusStatus::Disabled => -1,
+        },
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&handle, &snapshot),
+    )
+        .into_response()
 }
 
 async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {

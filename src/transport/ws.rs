@@ -25,12 +25,13 @@ use tracing::{debug, info};
 use uuid::Uuid;
 
 use super::bodies::{error_response, page_body, recovery_body, users_body};
-use super::ws_hub::{close_code, Closer, Outbox, WsHub};
+use super::ws_hub::{close_code, Closer, Outbox, Queued, WsHub};
 use super::ws_protocol::{self, ClientFrame, Request};
 use crate::chat::{ChatError, ChatService, ConnId, Message, RoomName, Sender, Transport};
 use crate::gate::{
     bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
 };
+use crate::telemetry::metrics;
 
 /// How many queued frames the writer sends before flushing.
 const WRITE_BATCH: usize = 64;
@@ -213,7 +214,7 @@ async fn run_connection(
                 frame
             };
             if let Err(e) = link.recover(room, since, reply).await {
-                link.send(&ws_protocol::error(&e, None));
+                link.error(&e, None);
             }
         }
         _ => {
@@ -272,6 +273,11 @@ impl Link<'_> {
         self.ctx.hub.offer(self.outbox, frame.to_json().into());
     }
 
+    fn error(&self, err: &ChatError, request_id: Option<&str>) {
+        metrics::error(err.code());
+        self.send(&ws_protocol::error(err, request_id));
+    }
+
     /// Joins `room` (live delivery from when messages of other pods arrive here too).
     async fn join(&self, room: &RoomName, request_id: Option<&str>) -> bool {
         match self.ctx.chat.join(self.sender, room) {
@@ -283,7 +289,7 @@ impl Link<'_> {
                 true
             }
             Err(e) => {
-                self.send(&ws_protocol::error(&e, request_id));
+                self.error(&e, request_id);
                 false
             }
         }
@@ -363,7 +369,7 @@ impl Link<'_> {
         };
         match result {
             Ok(body) => self.send(&ws_protocol::reply(name, request_id, body)),
-            Err(e) => self.send(&ws_protocol::error(&e, request_id)),
+            Err(e) => self.error(&e, request_id),
         }
     }
 }
@@ -376,7 +382,7 @@ async fn read_loop(
 ) {
     let ctx = link.ctx;
     let sender = link.sender;
-    let reply = |err: ChatError| link.send(&ws_protocol::error(&err, None));
+    let reply = |err: ChatError| link.error(&err, None);
     loop {
         let next = tokio::select! {
             biased;
@@ -405,7 +411,9 @@ async fn read_loop(
             WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
             WsMessage::Close(_) => return,
         };
-        let decoded = match ws_protocol::decode(text.as_str()) {
+        let decoded = ws_protocol::decode(text.as_str());
+        metrics::message_in(Transport::Ws, frame_kind(&decoded));
+        let decoded = match decoded {
             Ok(decoded) => decoded,
             Err(e) => {
                 reply(e);
@@ -465,6 +473,18 @@ fn post(
     ctx.chat.post(sender, target, content).map(drop)
 }
 
+fn frame_kind(decoded: &Result<ClientFrame, ChatError>) -> &'static str {
+    match decoded {
+        Ok(ClientFrame::Chat { .. }) => "chat",
+        Ok(ClientFrame::Typing { .. }) => "typing",
+        Ok(ClientFrame::Status(_)) => "presence",
+        Ok(ClientFrame::Request { request, .. }) => request.name(),
+        Ok(ClientFrame::Ping) => "ping",
+        Ok(ClientFrame::Pong) => "pong",
+        Err(_) => "invalid",
+    }
+}
+
 /// The close code for a read error the client caused (too big, invalid UTF-8).
 fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
     match err.into_inner().downcast_ref::<tungstenite::Error>() {
@@ -477,7 +497,7 @@ fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
+    mut rx: mpsc::Receiver<Queued>,
     closer: Closer,
     settings: WsSettings,
 ) {
@@ -514,7 +534,7 @@ async fn write_loop(
     // What was queued before the close (e.g. the error that explains it) goes first.
     let farewell = async {
         while let Ok(queued) = rx.try_recv() {
-            sink.feed(WsMessage::Text(queued)).await?;
+            sink.feed(WsMessage::Text(queued.frame)).await?;
         }
         sink.send(WsMessage::Close(Some(frame))).await
     };
@@ -525,15 +545,26 @@ async fn write_loop(
 
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
-    first: Utf8Bytes,
+    rx: &mut mpsc::Receiver<Queued>,
+    first: Queued,
 ) -> Result<(), axum::Error> {
-    sink.feed(WsMessage::Text(first)).await?;
-    for _ in 1..WRITE_BATCH {
+    let mut oldest = [first.at; WRITE_BATCH];
+    let mut n = 1;
+    sink.feed(WsMessage::Text(first.frame)).await?;
+    while n < WRITE_BATCH {
         match rx.try_recv() {
-            Ok(frame) => sink.feed(WsMessage::Text(frame)).await?,
+            Ok(queued) => {
+                oldest[n] = queued.at;
+                n += 1;
+                sink.feed(WsMessage::Text(queued.frame)).await?;
+            }
             Err(_) => break,
         }
     }
-    sink.flush().await
+    sink.flush().await?;
+    let now = std::time::Instant::now();
+    for at in &oldest[..n] {
+        metrics::delivery_latency(Transport::Ws, now - *at);
+    }
+    Ok(())
 }

@@ -65,10 +65,19 @@ impl Closer {
     }
 }
 
+/// An encoded frame waiting in an outbox, with the time it was queued.
+#[derive(Debug)]
+pub struct Queued {
+    /// The frame.
+    pub frame: Utf8Bytes,
+    /// When the chat handed it over (delivery latency runs from here).
+    pub at: Instant,
+}
+
 /// A connection's bounded queue of encoded frames. When full, frames are dropped and
 /// counted; a queue that stays full for the slow-consumer timeout closes the connection.
 pub struct Outbox {
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Queued>,
     closer: Closer,
     /// Milliseconds since the hub's epoch when the queue was first found full; 0 = not full.
     full_since_ms: AtomicU64,
@@ -76,7 +85,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// An outbox feeding `tx`, closing through `closer`.
-    pub fn new(tx: mpsc::Sender<Utf8Bytes>, closer: Closer) -> Self {
+    pub fn new(tx: mpsc::Sender<Queued>, closer: Closer) -> Self {
         Self {
             tx,
             closer,
@@ -188,7 +197,10 @@ impl WsHub {
 
     /// Offers `frame` to one outbox without waiting; returns whether it was queued.
     pub fn offer(&self, outbox: &Outbox, frame: Utf8Bytes) -> bool {
-        match outbox.tx.try_send(frame) {
+        match outbox.tx.try_send(Queued {
+            frame,
+            at: Instant::now(),
+        }) {
             Ok(()) => {
                 if outbox.full_since_ms.load(Ordering::Relaxed) != 0 {
                     outbox.full_since_ms.store(0, Ordering::Relaxed);

@@ -154,7 +154,9 @@ impl RedisBus {
                     .arg(&item.payload)
                     .ignore();
             }
+            let started = std::time::Instant::now();
             let result = self.link.pipeline(&pipe).await;
+            crate::telemetry::metrics::redis_publish(started.elapsed(), result.is_ok());
             if let Err(e) = &result {
                 self.count_undelivered(batch.len() as u64, e);
             }

@@ -26,6 +26,7 @@ pub use turn::{Line, Turn};
 
 use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Status, Transport};
 use crate::gate::{bearer_token, unix_now, Action, ConnectionPermit, Gate};
+use crate::telemetry::metrics;
 use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
@@ -75,6 +76,13 @@ pub fn configure<A: Adapter>(
 #[derive(Debug)]
 pub struct Refusal(ChatError);
 
+impl Refusal {
+    fn new(err: ChatError) -> Self {
+        crate::telemetry::metrics::error(err.code());
+        Self(err)
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.0.code(), self.0)
@@ -102,14 +110,14 @@ pub async fn admit<A: Adapter>(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let ip = state.gate.client_ip(peer, &parts.headers);
-    let permit = state.gate.admit(ip, &parts.headers).map_err(Refusal)?;
+    let permit = state.gate.admit(ip, &parts.headers).map_err(Refusal::new)?;
     let auth = auth.unwrap_or_default();
     let token = auth
         .token
         .as_deref()
         .or_else(|| bearer_token(&parts.headers));
     let conn = ConnId::new(socket.id.to_string());
-    let admission = state.gate.identify(conn, token).map_err(Refusal)?;
+    let admission = state.gate.identify(conn, token).map_err(Refusal::new)?;
     socket.extensions.insert(admission.sender);
     socket.extensions.insert(Arc::new(permit));
     if let Some(exp) = admission.expires_at {
@@ -253,6 +261,7 @@ async fn on_join<A: Adapter>(
     TryData(req): TryData<JoinRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "room:join");
     turn.wait().await;
     let req = match payload(req) {
         Ok(req) => req,
@@ -300,6 +309,7 @@ async fn on_history<A: Adapter>(
     TryData(req): TryData<HistoryRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "message:history");
     let result = match payload(req) {
         Ok(req) => state
             .chat
@@ -322,6 +332,7 @@ async fn on_edit<A: Adapter>(
     TryData(req): TryData<EditRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "message:edit");
     let result = match payload(req) {
         Ok(req) => state
             .chat
@@ -339,6 +350,7 @@ async fn on_delete<A: Adapter>(
     TryData(req): TryData<DeleteRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "message:delete");
     let result = match payload(req) {
         Ok(req) => state
             .chat
@@ -356,6 +368,7 @@ async fn on_status<A: Adapter>(
     TryData(req): TryData<StatusRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "presence:update");
     let sender = sender_of(&socket);
     let result = match payload(req) {
         Ok(req) => match state.gate.limit(Action::Presence, &sender) {
@@ -377,6 +390,7 @@ async fn on_presence_list<A: Adapter>(
     TryData(req): TryData<RoomRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "presence:list");
     let result = match payload(req) {
         Ok(req) => state
             .chat
@@ -395,6 +409,7 @@ async fn on_typing<A: Adapter>(
     TryData(req): TryData<TypingRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "user:typing");
     turn.wait().await;
     let sender = sender_of(&socket);
     let result = payload(req).and_then(|req| {
@@ -413,6 +428,7 @@ async fn on_leave<A: Adapter>(
     TryData(req): TryData<RoomRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "room:leave");
     turn.wait().await;
     let result = payload(req).map(|req| {
         socket.leave(req.room.to_string());
@@ -430,6 +446,7 @@ async fn on_send<A: Adapter>(
     TryData(req): TryData<SendRequest>,
     reply: Reply<A>,
 ) {
+    metrics::message_in(Transport::SocketIo, "message:send");
     turn.wait().await;
     let sender = sender_of(&socket);
     let posted = payload(req).and_then(|req| {
@@ -457,6 +474,7 @@ async fn on_send<A: Adapter>(
 }
 
 async fn on_unknown<A: Adapter>(socket: SocketRef<A>, Event(event): Event, reply: Reply<A>) {
+    metrics::message_in(Transport::SocketIo, "unknown");
     let err = ChatError::invalid(format!("unknown event {:?}", excerpt(&event, 64)));
     if reply.wants_ack() {
         reply::emit_error(&socket, &err);

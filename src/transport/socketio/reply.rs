@@ -28,6 +28,7 @@ pub fn error_body(err: &ChatError) -> Value {
 
 /// Emits `err` as an `error` event.
 pub fn emit_error<A: Adapter>(socket: &SocketRef<A>, err: &ChatError) {
+    crate::telemetry::metrics::error(err.code());
     if let Err(e) = socket.emit(EVENT_ERROR, &error_body(err)) {
         debug!(error = %e, "could not emit error event");
     }
@@ -48,6 +49,9 @@ impl<A: Adapter> Reply<A> {
     /// Sends the result: `Ok(body)` through the ack, or the error through the ack or as
     /// an `error` event.
     pub fn send(self, result: Result<Value, ChatError>) {
+        if let Err(e) = &result {
+            crate::telemetry::metrics::error(e.code());
+        }
         let sent = match (self.ack, result) {
             (Some(ack), Ok(body)) => ack.send(&body),
             (Some(ack), Err(err)) => ack.send(&error_body(&err)),

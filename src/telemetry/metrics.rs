@@ -1,0 +1,109 @@
+//! Prometheus metrics: declared here once, recorded through the `metrics` facade,
+//! rendered by `GET /metrics`. Labels are transports, event kinds, error codes and
+//! reasons, never rooms or users.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::chat::{ErrorCode, MembershipCounts, Transport};
+
+/// Latency buckets in seconds, 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process-wide recorder: `metrics` has one global recorder per process, so every
+/// server in the process shares it (installed on first use).
+pub fn handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+fn transport_label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::SocketIo => "socketio",
+        Transport::Ws => "ws",
+    }
+}
+
+/// A connection opened.
+pub fn connected(transport: Transport) {
+    counter!("chatwire_connects_total", "transport" => transport_label(transport)).increment(1);
+}
+
+/// A connection closed.
+pub fn disconnected(transport: Transport) {
+    counter!("chatwire_disconnects_total", "transport" => transport_label(transport)).increment(1);
+}
+
+/// A client sent an event or frame of `kind` (e.g. `message:send`, `chat`).
+pub fn message_in(transport: Transport, kind: &'static str) {
+    counter!("chatwire_messages_in_total", "transport" => transport_label(transport), "type" => kind)
+        .increment(1);
+}
+
+/// `n` local recipients were handed an event of `kind` (e.g. `message`, `presence`).
+pub fn messages_out(kind: &'static str, n: u64) {
+    counter!("chatwire_messages_out_total", "type" => kind).increment(n);
+}
+
+/// A delivery reached a socket `latency` after the chat accepted it.
+pub fn delivery_latency(transport: Transport, latency: Duration) {
+    histogram!("chatwire_delivery_latency_seconds", "transport" => transport_label(transport))
+        .record(latency.as_secs_f64());
+}
+
+/// A client was answered with the error `code`.
+pub fn error(code: ErrorCode) {
+    counter!("chatwire_errors_total", "code" => code.as_str()).increment(1);
+}
+
+/// A request was refused by a rate limit or a connection cap (`what`: `message`,
+/// `typing`, `presence`, `connection`).
+pub fn rate_limited(what: &'static str) {
+    counter!("chatwire_rate_limited_total", "limit" => what).increment(1);
+}
+
+/// One publish pipeline to Redis took `latency`.
+pub fn redis_publish(latency: Duration, ok: bool) {
+    histogram!("chatwire_redis_publish_seconds", "result" => if ok { "ok" } else { "error" })
+        .record(latency.as_secs_f64());
+}
+
+/// Point-in-time values, set right before each scrape.
+pub struct Snapshot {
+    /// Connections and rooms of this pod.
+    pub counts: MembershipCounts,
+    /// Messages dropped because a raw WebSocket outbox was full.
+    pub dropped_slow_consumer: u64,
+    /// Messages that did not reach other pods.
+    pub dropped_redis: u64,
+    /// 1 when Redis is connected, 0 when not, -1 when not configured.
+    pub redis_up: i8,
+}
+
+/// Records `snapshot` and renders the Prometheus text.
+pub fn render(handle: &PrometheusHandle, snapshot: &Snapshot) -> String {
+    gauge!("chatwire_connections", "transport" => "socketio").set(snapshot.counts.socketio as f64);
+    gauge!("chatwire_connections", "transport" => "ws").set(snapshot.counts.ws as f64);
+    gauge!("chatwire_rooms").set(snapshot.counts.rooms as f64);
+    counter!("chatwire_dropped_total", "reason" => "slow_consumer")
+        .absolute(snapshot.dropped_slow_consumer);
+    counter!("chatwire_dropped_total", "reason" => "redis_down").absolute(snapshot.dropped_redis);
+    gauge!("chatwire_redis_up").set(f64::from(snapshot.redis_up));
+    handle.render()
+}
