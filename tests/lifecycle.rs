@@ -79,3 +79,17 @@ async fn sigterm_closes_clients_and_exits_zero() {
     }
     assert_eq!(pod.wait(Duration::from_secs(6)).await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_spec_fields() {
+    let pod = ServerProcess::spawn(&[("LOG_FORMAT", "json")]).await;
+    let (_raw, welcome) = WsClient::connect(&format!("ws://{}/ws/lobby", pod.addr)).await;
+    let line = pod.log_line("ws connected").await;
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object a line");
+    assert_eq!(v["event"], "ws connected", "{v}");
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["channelId"], "lobby");
+    assert_eq!(v["userId"], welcome["data"]["client_id"]);
+    assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(v["metadata"]["conn"].is_string(), "{v}");
+}

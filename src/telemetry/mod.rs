@@ -1,6 +1,8 @@
-//! Telemetry: tracing initialisation (text or JSON lines, filtered by RUST_LOG) and
+//! Telemetry: tracing initialisation (text, or JSON lines with the spec's fields),
+//! filtered by RUST_LOG, and
 //! the Prometheus [`metrics`].
 
+mod json_log;
 pub mod metrics;
 
 use std::io::IsTerminal;
@@ -19,7 +21,7 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with_ansi(ansi);
     let installed = match config.log_format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder.event_format(json_log::SpecJson).try_init(),
     };
     installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }

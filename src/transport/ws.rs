@@ -228,7 +228,7 @@ async fn run_connection(
             ));
         }
     }
-    info!(conn = %conn, user = %sender.user, room = ?room, "ws connected");
+    info!(conn = %conn, user = %sender.user, room = room.as_ref().map(RoomName::as_str), "ws connected");
 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), ctx.settings));
@@ -258,7 +258,7 @@ async fn run_connection(
     if let Err(e) = writer.await {
         debug!(error = %e, "ws writer task failed");
     }
-    info!(conn = %conn, reason = ?closer.reason(), "ws disconnected");
+    info!(conn = %conn, user = %sender.user, reason = ?closer.reason(), "ws disconnected");
 }
 
 /// One connection's view of the chat: its identity and its outbox.

@@ -511,6 +511,8 @@ impl WsClient {
 pub struct ServerProcess {
     pub addr: SocketAddr,
     child: Child,
+    /// Every line the process wrote to stdout so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -533,16 +535,23 @@ impl ServerProcess {
         let mut child = cmd.spawn().expect("spawn chatwire");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let addr = addr
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
+                // `addr=1.2.3.4:5` in text logs, `"addr":"1.2.3.4:5"` in JSON logs.
+                let found = line
+                    .split("addr=")
+                    .nth(1)
+                    .or_else(|| line.split("\"addr\":\"").nth(1))
+                    .and_then(|rest| rest.split([' ', '"']).next())
+                    .map(str::to_owned);
+                if let Some(addr) = found {
                     let _ = tx.send(addr);
+                }
+                if let Ok(mut log) = sink.lock() {
+                    log.push(line);
                 }
             }
         });
@@ -552,7 +561,27 @@ impl ServerProcess {
             .expect("chatwire exited before listening")
             .parse()
             .expect("socket address");
-        Self { addr, child }
+        Self { addr, child, log }
+    }
+
+    /// Waits until a log line contains `needle` and returns it.
+    pub async fn log_line(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|log| log.iter().find(|l| l.contains(needle)).cloned());
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -176,7 +176,7 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<Si
         tokio::spawn(expire_at(socket.clone(), exp, stop));
     }
     drop(turn);
-    info!(conn = %conn, transport = ?socket.transport_type(), "socket.io connected");
+    info!(conn = %conn, user = %sender.user, transport = ?socket.transport_type(), "socket.io connected");
 }
 
 fn sender_of<A: Adapter>(socket: &SocketRef<A>) -> Sender {
