@@ -57,6 +57,10 @@ pub fn routes(ctx: HttpContext) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(prometheus))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(super::openapi::document()) }),
+        )
         .route("/api/cluster/sockets", get(cluster_sockets))
         .route("/api/rooms", get(active_rooms))
         .route("/api/rooms/{room}/messages", get(room_messages))

@@ -4,6 +4,7 @@
 
 pub mod bodies;
 pub mod http;
+pub mod openapi;
 pub mod socketio;
 pub mod ws;
 pub mod ws_hub;
