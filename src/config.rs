@@ -174,6 +174,10 @@ pub struct Config {
     )]
     pub allowed_origins: String,
 
+    /// Serve the demo chat page at `/`.
+    #[arg(long, env = "DEMO_UI", value_name = "DEMO_UI", default_value_t = true, action = ArgAction::Set)]
+    pub demo_ui: bool,
+
     /// Largest message or WebSocket frame a client may send, in bytes.
     #[arg(
         long,
@@ -299,6 +303,7 @@ impl Config {
             max_connections_per_ip: 256,
             trusted_proxies: String::new(),
             allowed_origins: "*".into(),
+            demo_ui: true,
             max_message_bytes: 65536,
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(60),

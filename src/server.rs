@@ -27,6 +27,7 @@ use crate::gate::{Gate, GateClock};
 use crate::store::memory::{MemoryHistory, MemoryPresence};
 use crate::store::redis::{RedisHistory, RedisPresence};
 use crate::store::Retention;
+use crate::transport::demo;
 use crate::transport::http::{self, HttpContext, SocketDirectory};
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
@@ -180,7 +181,12 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
 
     let draining = Arc::new(AtomicBool::new(false));
     let tracker = TaskTracker::new();
-    let app = Router::new()
+    let app = if config.demo_ui {
+        Router::new().merge(demo::routes())
+    } else {
+        Router::new()
+    };
+    let app = app
         .merge(http::routes(HttpContext {
             chat: chat.clone(),
             hub: hub.clone(),

@@ -3,6 +3,7 @@
 //! [`bodies`].
 
 pub mod bodies;
+pub mod demo;
 pub mod http;
 pub mod openapi;
 pub mod socketio;
