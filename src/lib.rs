@@ -2,6 +2,7 @@
 //! protocol over one chat.
 //!
 //! # Module map
+//! - [`conformance`]: the Socket.IO conformance server for the official protocol suites.
 //! - [`config`]: one typed `Config` from flags and env, validated.
 //! - [`server`]: wires state, router and socket.io layer; graceful drain.
 //! - [`healthcheck`]: `chatwire healthcheck`, the container probe.
@@ -34,6 +35,7 @@
 pub mod bus;
 pub mod chat;
 pub mod config;
+pub mod conformance;
 pub mod gate;
 pub mod healthcheck;
 pub mod server;

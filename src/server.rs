@@ -167,6 +167,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         ping_timeout: config.pong_timeout,
         max_message_bytes: config.max_message_bytes,
         send_buffer: config.send_buffer,
+        connect_timeout: socketio::DEFAULT_CONNECT_TIMEOUT,
     };
     let (sio_layer, io) =
         socketio::configure(builder, settings, chat.clone(), gate.clone()).build_layer();
@@ -207,12 +208,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
                 send_buffer: config.send_buffer,
             },
         }))
-        .layer(sio_layer)
-        .layer(axum::middleware::from_fn_with_state(
-            gate.clone(),
-            http::check_origin,
-        ))
-        .layer(http::cors(&gate));
+        .layer(sio_layer);
+    let app = edge_layers(app, &gate);
 
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
@@ -245,6 +242,17 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     }
     info!("stopped");
     Ok(())
+}
+
+/// The layers every request passes first: origin check and CORS. The conformance
+/// server uses them too.
+pub fn edge_layers(router: Router, gate: &Gate) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            http::check_origin,
+        ))
+        .layer(http::cors(gate))
 }
 
 /// Serves the cluster socket listing from the socket.io side.

@@ -44,6 +44,25 @@ pub struct SioSettings {
     pub max_message_bytes: usize,
     /// Packets buffered per socket (SEND_BUFFER).
     pub send_buffer: usize,
+    /// How long an Engine.IO session may stay without a Socket.IO CONNECT.
+    pub connect_timeout: Duration,
+}
+
+/// socket.io's own default for [`SioSettings::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Applies the wire settings (heartbeat, payload and frame limits, buffers, connect
+/// timeout) to a socket.io builder: the product and the conformance server share this.
+pub fn wire<A: Adapter>(builder: SocketIoBuilder<A>, settings: SioSettings) -> SocketIoBuilder<A> {
+    let frame_limit = settings.max_message_bytes + FRAME_SLACK_BYTES;
+    builder
+        .ping_interval(settings.ping_interval)
+        .ping_timeout(settings.ping_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .max_payload(frame_limit as u64)
+        .ws_max_message_size(frame_limit)
+        .ws_max_frame_size(frame_limit)
+        .max_buffer_size(settings.send_buffer)
 }
 
 /// State shared by the socket.io handlers.
@@ -60,15 +79,7 @@ pub fn configure<A: Adapter>(
     chat: Arc<ChatService>,
     gate: Gate,
 ) -> SocketIoBuilder<A> {
-    let frame_limit = settings.max_message_bytes + FRAME_SLACK_BYTES;
-    builder
-        .ping_interval(settings.ping_interval)
-        .ping_timeout(settings.ping_timeout)
-        .max_payload(frame_limit as u64)
-        .ws_max_message_size(frame_limit)
-        .ws_max_frame_size(frame_limit)
-        .max_buffer_size(settings.send_buffer)
-        .with_state(SioState { chat, gate })
+    wire(builder, settings).with_state(SioState { chat, gate })
 }
 
 /// Why a socket.io connection was refused: sent as the `connect_error` message
