@@ -244,10 +244,12 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     Ok(())
 }
 
-/// The layers every request passes first: origin check and CORS. The conformance
+/// The layers every request passes first: origin check, CORS, and detaching socket.io
+/// request parts from hyper's read buffer. The conformance
 /// server uses them too.
 pub fn edge_layers(router: Router, gate: &Gate) -> Router {
     router
+        .layer(axum::middleware::from_fn(http::detach_request_parts))
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             http::check_origin,

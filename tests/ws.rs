@@ -153,10 +153,9 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
         );
     }
 
-    // The stuck client is closed by the server (slow consumer or missed pongs) and
-    // dropped from the room, while the others stay connected.
-    let h = wait_for_health(server.addr, |h| h["connections"]["ws"] == 2).await;
-    assert!(h["dropped"].as_u64().unwrap_or(0) > 0, "{h}");
+    // The stuck client is closed by the server (slow consumer or missed pongs, whichever
+    // comes first) and dropped from the room, while the others stay connected.
+    wait_for_health(server.addr, |h| h["connections"]["ws"] == 2).await;
     drop(stuck);
     reader.send_json(json!({ "type": "ping" })).await;
     assert_eq!(reader.recv_type("pong").await["type"], "pong");
@@ -195,5 +194,41 @@ async fn server_pings_and_closes_a_silent_connection() {
     if let Some(code) = silent.close_code().await {
         assert_eq!(code, 1008);
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_full_outbox_are_dropped_and_counted() {
+    let mut config = test_config();
+    config.send_buffer = 4;
+    // Long enough that neither heartbeat nor slow-consumer closing interferes.
+    config.pong_timeout = Duration::from_secs(60);
+    let server = TestServer::start_with(config).await;
+    let (stuck, _) = WsClient::connect(&server.ws_url("/ws/full")).await;
+    let (mut sender, _) = WsClient::connect(&server.ws_url("/ws/full")).await;
+
+    // Once the stuck client's socket buffers (a few MB on loopback) and its 4-message
+    // outbox are full, further messages to it are dropped, counted, and nobody waits.
+    let big = "z".repeat(60_000);
+    let mut dropped = 0;
+    for i in 0..2_000 {
+        sender.chat(&format!("{i}:{big}")).await;
+        if i % 25 == 24 {
+            dropped = common::health(server.addr).await["dropped"]
+                .as_u64()
+                .unwrap_or(0);
+            if dropped > 0 {
+                break;
+            }
+        }
+    }
+    assert!(dropped > 0, "nothing was dropped");
+    sender.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(
+        sender.recv_type("pong").await["type"],
+        "pong",
+        "the sender was never slowed"
+    );
+    drop(stuck);
     server.stop().await;
 }

@@ -205,3 +205,25 @@ pub fn cors(gate: &Gate) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
+
+/// Copies the request line and headers of socket.io requests into their own small
+/// allocations. engineioxide keeps each session's request parts, and as parsed by
+/// hyper they are slices of the connection's 16 KiB read buffer, which they would keep
+/// alive for the whole session.
+pub async fn detach_request_parts(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/socket.io") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.append(name.clone(), copy);
+        }
+    }
+    parts.headers = headers;
+    if let Ok(uri) = parts.uri.to_string().parse() {
+        parts.uri = uri;
+    }
+    next.run(Request::from_parts(parts, body)).await
+}

@@ -33,6 +33,8 @@ use crate::gate::{
 };
 use crate::telemetry::metrics;
 
+/// Read buffer of a raw WebSocket connection, in bytes (grows for larger frames).
+const WS_READ_BUFFER: usize = 1024;
 /// How many queued frames the writer sends before flushing.
 const WRITE_BATCH: usize = 64;
 /// Longest wait for a close frame to be written.
@@ -170,8 +172,12 @@ fn accept(
     };
     let max = ctx.settings.max_message_bytes;
     let tracker = ctx.tracker.clone();
+    // Small buffers: an idle connection costs a few KB instead of axum's 128 KiB read
+    // buffer; the writer batches frames itself.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             tracker.track_future(run_connection(socket, ctx, room, since, admission, permit))
         })

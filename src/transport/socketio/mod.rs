@@ -63,7 +63,11 @@ pub fn wire<A: Adapter>(builder: SocketIoBuilder<A>, settings: SioSettings) -> S
         .ws_max_message_size(frame_limit)
         .ws_max_frame_size(frame_limit)
         .max_buffer_size(settings.send_buffer)
+        .ws_read_buffer_size(WS_READ_BUFFER)
 }
+
+/// Read buffer of a socket.io WebSocket, in bytes (grows for larger frames).
+pub const WS_READ_BUFFER: usize = 1024;
 
 /// State shared by the socket.io handlers.
 #[derive(Clone)]
