@@ -229,6 +229,16 @@ pub struct Config {
     #[arg(long, env = "TYPING_TIMEOUT", value_name = "TYPING_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
     pub typing_timeout: Duration,
 
+    /// Runtime worker threads: 0 = one per available core; 1 = a single-threaded runtime
+    /// (best when the process is pinned to one core).
+    #[arg(
+        long,
+        env = "WORKER_THREADS",
+        value_name = "WORKER_THREADS",
+        default_value_t = 0
+    )]
+    pub worker_threads: usize,
+
     /// Longest graceful shutdown before the process exits anyway.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -314,6 +324,7 @@ impl Config {
             presence_ttl: Duration::from_secs(30),
             typing_timeout: Duration::from_secs(6),
             shutdown_timeout: Duration::from_secs(10),
+            worker_threads: 0,
             log_format: LogFormat::Text,
             rust_log: "info".into(),
             command: None,

@@ -5,8 +5,7 @@ use chatwire::config::{Command, Config};
 use chatwire::{healthcheck, server, shutdown, telemetry};
 use tokio::net::TcpListener;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = match Config::from_env_and_args() {
         Ok(config) => config,
         Err(e) => {
@@ -14,6 +13,23 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the runtime (WORKER_THREADS)")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(Command::Healthcheck) = config.command {
         std::process::exit(if healthcheck::probe(config.port) {
             0
