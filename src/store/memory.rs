@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use futures_util::future::BoxFuture;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{now_ms, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError};
+use super::{
+    apply_edit, now_ms, page_of, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError,
+};
 use crate::chat::{Message, RoomName, Status, UserRef};
 
 /// Rooms' histories in memory, each bounded by the retention.
@@ -76,17 +77,7 @@ impl HistoryStore for MemoryHistory {
         limit: usize,
     ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
         let page = self
-            .with_room(room, |log| {
-                let end = match before {
-                    Some(id) => log.iter().position(|m| m.id == id).unwrap_or(0),
-                    None => log.len(),
-                };
-                let start = end.saturating_sub(limit);
-                HistoryPage {
-                    messages: log.range(start..end).cloned().collect(),
-                    has_more: start > 0,
-                }
-            })
+            .with_room(room, |log| page_of(log.make_contiguous(), before, limit))
             .unwrap_or(HistoryPage {
                 messages: Vec::new(),
                 has_more: false,
@@ -123,10 +114,7 @@ impl HistoryStore for MemoryHistory {
                     .iter_mut()
                     .find(|m| m.id == id)
                     .ok_or(StoreError::NotFound)?;
-                if message.from != author {
-                    return Err(StoreError::NotAuthor);
-                }
-                message.data = json!({ "content": content, "edited_at": edited_at });
+                apply_edit(message, author, content, edited_at)?;
                 Ok(message.clone())
             })
             .unwrap_or(Err(StoreError::NotFound));

@@ -58,6 +58,34 @@ impl Retention {
     }
 }
 
+/// The page of `log` (oldest first) that ends just before message `before` (or at the
+/// newest), at most `limit` long. An unknown `before` gives an empty page.
+pub fn page_of(log: &[Message], before: Option<Uuid>, limit: usize) -> HistoryPage {
+    let end = match before {
+        Some(id) => log.iter().position(|m| m.id == id).unwrap_or(0),
+        None => log.len(),
+    };
+    let start = end.saturating_sub(limit);
+    HistoryPage {
+        messages: log[start..end].to_vec(),
+        has_more: start > 0,
+    }
+}
+
+/// Replaces `message`'s content if `author` wrote it.
+pub fn apply_edit(
+    message: &mut Message,
+    author: &str,
+    content: String,
+    edited_at: String,
+) -> Result<(), StoreError> {
+    if message.from != author {
+        return Err(StoreError::NotAuthor);
+    }
+    message.data = serde_json::json!({ "content": content, "edited_at": edited_at });
+    Ok(())
+}
+
 /// Unix milliseconds encoded in a UUID v7 (0 for other versions).
 pub fn message_ms(id: &Uuid) -> u64 {
     id.get_timestamp().map_or(0, |ts| {

@@ -14,7 +14,9 @@ use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use super::{now_ms, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError};
+use super::{
+    apply_edit, now_ms, page_of, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError,
+};
 use crate::bus::redis::RedisLink;
 use crate::bus::BusError;
 use crate::chat::{Message, RoomName, Status, UserRef};
@@ -133,15 +135,7 @@ impl HistoryStore for RedisHistory {
     ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
         Box::pin(async move {
             let log = self.load(room).await?;
-            let end = match before {
-                Some(id) => log.iter().position(|m| m.id == id).unwrap_or(0),
-                None => log.len(),
-            };
-            let start = end.saturating_sub(limit);
-            Ok(HistoryPage {
-                messages: log[start..end].to_vec(),
-                has_more: start > 0,
-            })
+            Ok(page_of(&log, before, limit))
         })
     }
 
@@ -174,10 +168,7 @@ impl HistoryStore for RedisHistory {
                 .into_iter()
                 .find(|m| m.id == id)
                 .ok_or(StoreError::NotFound)?;
-            if message.from != author {
-                return Err(StoreError::NotAuthor);
-            }
-            message.data = serde_json::json!({ "content": content, "edited_at": edited_at });
+            apply_edit(&mut message, author, content, edited_at)?;
             self.change(room, id, author, message.to_json()).await?;
             Ok(message)
         })

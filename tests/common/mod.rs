@@ -177,22 +177,16 @@ pub struct SioClient {
 impl SioClient {
     /// Connects over `transports` (e.g. "websocket", "polling", "polling,websocket").
     pub async fn connect(base: &str, transports: &str) -> Self {
-        let mut client = Self::spawn(base, transports, None).await;
-        let first = client
-            .recv_where(|v| v["type"] == "connect" || v["type"] == "connect_error")
-            .await;
-        assert_eq!(
-            first["type"], "connect",
-            "socket.io connect failed: {first}"
-        );
-        client.id = first["id"].as_str().expect("sid").to_string();
-        client.transport = first["transport"].as_str().unwrap_or_default().to_string();
-        client
+        Self::connect_opts(base, transports, None).await
     }
 
     /// Connects with extra io() options (e.g. `{"auth":{"token":...}}`), asserting success.
     pub async fn connect_with(base: &str, transports: &str, options: Value) -> Self {
-        let mut client = Self::spawn(base, transports, Some(options)).await;
+        Self::connect_opts(base, transports, Some(options)).await
+    }
+
+    async fn connect_opts(base: &str, transports: &str, options: Option<Value>) -> Self {
+        let mut client = Self::spawn(base, transports, options).await;
         let first = client
             .recv_where(|v| v["type"] == "connect" || v["type"] == "connect_error")
             .await;
