@@ -6,10 +6,11 @@ WORKDIR /src
 # Cache dependencies: build a stub crate against the real manifest first.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --bin chatwire \
     && rm -rf src target/release/.fingerprint/chatwire-*
 COPY src ./src
-RUN cargo build --release --locked && strip target/release/chatwire
+COPY static ./static
+RUN cargo build --release --locked --bin chatwire && strip target/release/chatwire
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chatwire
