@@ -7,25 +7,30 @@
 //! - [`server`]: wires state, router and socket.io layer; graceful drain.
 //! - [`healthcheck`]: `chatwire healthcheck`, the container probe.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
-//! - [`telemetry`]: log setup.
-//! - [`gate`]: who a connection is (auth and limits plug in here).
-//! - [`chat`]: the domain: rooms, membership, messages, validation, `ChatService`.
+//! - [`telemetry`]: log setup (text or JSON lines) and Prometheus metrics.
+//! - [`gate`]: admission (origin, caps, connection rate), JWT identity, event rate limits.
+//! - [`chat`]: the domain: rooms, membership, messages and validation, room policy,
+//!   presence, typing, history rules and recovery, `ChatService`.
 //! - [`store`]: history and presence state: in memory, or in Redis across pods.
 //! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
-//! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP.
+//! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP (health, metrics,
+//!   history API, OpenAPI), the demo page.
 //!
 //! # Life of a message
 //! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`)
 //!    into a room and content; room names are parsed into `RoomName` at this edge.
-//! 2. [`chat::ChatService::post`] checks membership and size, stamps id (UUID v7),
-//!    timestamp and `from` (the connection's identity, never the client's claim).
+//! 2. The gate takes one from the sender's rate allowance; then
+//!    [`chat::ChatService::post`] checks membership, size and content, stamps id (UUID
+//!    v7), timestamp and `from` (the connection's verified identity, never the client's
+//!    claim).
 //! 3. The chat hands one [`chat::Delivery`] to each transport's
 //!    [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
 //!    once by socketioxide), the WebSocket hub encodes the JSON once and offers the same
 //!    bytes to each member's bounded outbox, skipping the sender, never waiting.
-//! 4. The chat then queues it on the [`bus::Bus`] for other pods (Redis: published in
-//!    order, pipelined); each other pod subscribed to the room hands it to its own
-//!    local fan-outs, exactly as in step 3, with no origin to skip.
+//! 4. The chat stores it ([`store::HistoryStore`]) and queues it on the [`bus::Bus`] for
+//!    other pods (Redis: stored then published, in order, pipelined); each other pod
+//!    subscribed to the room hands it to its own local fan-outs, exactly as in step 3,
+//!    with no origin to skip. The sender's ack waits for this step only.
 //! 5. Each connection's writer drains its outbox onto its socket.
 //!
 //! Nothing in steps 1-4 waits on a socket or on Redis, so a sender's messages reach
