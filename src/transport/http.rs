@@ -222,7 +222,17 @@ pub async fn detach_request_parts(req: Request, next: Next) -> Response {
         }
     }
     parts.headers = headers;
-    if let Ok(uri) = parts.uri.to_string().parse() {
+    if let Ok(uri) = parts.uri.to_string().parse::<axum::http::Uri>() {
+        // axum keeps the request's original URI in the extensions too.
+        if parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .is_some()
+        {
+            parts
+                .extensions
+                .insert(axum::extract::OriginalUri(uri.clone()));
+        }
         parts.uri = uri;
     }
     next.run(Request::from_parts(parts, body)).await
