@@ -69,14 +69,16 @@ pub async fn run_with_clock(
             history: Arc::new(MemoryHistory::new(retention)),
             presence: Arc::new(MemoryPresence::default()),
         };
-        return serve(
+        let builder = SocketIo::builder();
+        return serve_with(
             listener,
             config,
             shutdown,
             gate,
             bus,
             stores,
-            SocketIo::builder(),
+            builder,
+            |_| {},
         )
         .await;
     }
@@ -111,28 +113,6 @@ pub async fn run_with_clock(
     };
     serve_with(
         listener, config, shutdown, gate, bus, stores, builder, start,
-    )
-    .await
-}
-
-async fn serve<A: Adapter + DefinedAdapter>(
-    listener: TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-    gate: Gate,
-    bus: Arc<dyn Bus>,
-    stores: Stores,
-    builder: SocketIoBuilder<A>,
-) -> anyhow::Result<()> {
-    serve_with(
-        listener,
-        config,
-        shutdown,
-        gate,
-        bus,
-        stores,
-        builder,
-        |_| {},
     )
     .await
 }

@@ -203,6 +203,15 @@ fn pod_key(pod: &str) -> String {
 
 type Entries = HashMap<String, String>;
 
+/// The pods named by `{pod}|...` fields.
+fn pods_in(entries: &Entries) -> HashSet<String> {
+    entries
+        .keys()
+        .filter_map(|f| f.split_once('|'))
+        .map(|(p, _)| p.to_owned())
+        .collect()
+}
+
 impl RedisPresence {
     /// Presence for pod `pod`, whose records die `ttl` after its last heartbeat.
     pub fn new(link: RedisLink, pod: String, ttl: std::time::Duration) -> Self {
@@ -314,11 +323,7 @@ impl PresenceStore for RedisPresence {
     ) -> BoxFuture<'a, Result<Vec<(UserRef, Status)>, StoreError>> {
         Box::pin(async move {
             let entries = self.entries(room).await?;
-            let pods = entries
-                .keys()
-                .filter_map(|f| f.split_once('|'))
-                .map(|(p, _)| p.to_owned())
-                .collect();
+            let pods = pods_in(&entries);
             let alive = self.alive(pods).await?;
             let mut users: BTreeMap<String, (UserRef, Status)> = BTreeMap::new();
             for (field, value) in &entries {
@@ -372,12 +377,7 @@ impl PresenceStore for RedisPresence {
             let mut gone = Vec::new();
             for (room, _) in rooms {
                 let entries = self.entries(room).await?;
-                let pods = entries
-                    .keys()
-                    .filter_map(|f| f.split_once('|'))
-                    .map(|(p, _)| p.to_owned())
-                    .collect::<HashSet<_>>();
-                let alive = self.alive(pods.clone()).await?;
+                let alive = self.alive(pods_in(&entries)).await?;
                 for (field, value) in &entries {
                     let Some((pod, user)) = field.split_once('|') else {
                         continue;
@@ -399,15 +399,9 @@ impl PresenceStore for RedisPresence {
                 }
             }
             // 3. Forget dead pods' room counts.
-            let dead_fields: HashSet<String> = current.keys().cloned().collect();
-            let pods: HashSet<String> = dead_fields
-                .iter()
-                .filter_map(|f| f.split_once('|'))
-                .map(|(p, _)| p.to_owned())
-                .collect();
-            let alive = self.alive(pods).await?;
-            let dead: Vec<String> = dead_fields
-                .into_iter()
+            let alive = self.alive(pods_in(&current)).await?;
+            let dead: Vec<String> = current
+                .into_keys()
                 .filter(|f| f.split_once('|').is_some_and(|(p, _)| !alive.contains(p)))
                 .collect();
             if !dead.is_empty() {
@@ -428,11 +422,7 @@ impl PresenceStore for RedisPresence {
                 .link
                 .with_conn(|mut c| async move { c.hgetall(ROOMS_KEY).await })
                 .await?;
-            let pods = entries
-                .keys()
-                .filter_map(|f| f.split_once('|'))
-                .map(|(p, _)| p.to_owned())
-                .collect();
+            let pods = pods_in(&entries);
             let alive = self.alive(pods).await?;
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
             for (field, n) in &entries {
