@@ -141,7 +141,9 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     ));
     start_bus(chat.clone());
     tokio::spawn(chat.clone().run_background(shutdown.child_token()));
-    let hub = Arc::new(WsHub::new(config.pong_timeout));
+    // Messages dropped at full outboxes, by either transport.
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let hub = Arc::new(WsHub::new(config.pong_timeout, dropped.clone()));
     let settings = SioSettings {
         ping_interval: config.ping_interval,
         ping_timeout: config.pong_timeout,
@@ -153,7 +155,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         socketio::configure(builder, settings, chat.clone(), gate.clone()).build_layer();
     io.ns("/", socketio::on_connect::<A>.with(socketio::admit::<A>))
         .spawn();
-    let sio_fanout = Arc::new(SioFanout::default());
+    let sio_fanout = Arc::new(SioFanout::new(dropped));
     sio_fanout.attach(io.clone());
     chat.set_fanouts(vec![
         sio_fanout as Arc<dyn LocalFanout>,

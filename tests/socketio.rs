@@ -192,3 +192,48 @@ async fn events_sent_the_instant_the_socket_connects_are_handled_in_order() {
     }
     server.stop().await;
 }
+
+/// A socket.io client at the packet level that joins `room`, then never reads again.
+async fn stuck_socketio_client(
+    server: &TestServer,
+    room: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
+        match ws.next().await.expect("open").expect("frame") {
+            Message::Text(t) => return t.to_string(),
+            _ => continue,
+        }
+    };
+    assert!(next(&mut ws).await.starts_with('0'));
+    ws.send(Message::text("40")).await.expect("send");
+    assert!(next(&mut ws).await.starts_with("40"));
+    let join = format!("420[\"room:join\",{{\"room\":\"{room}\"}}]");
+    ws.send(Message::text(join)).await.expect("send");
+    while !next(&mut ws).await.starts_with("430") {}
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_full_socketio_buffer_are_dropped_and_counted() {
+    let mut config = common::test_config();
+    config.send_buffer = 4;
+    config.pong_timeout = std::time::Duration::from_secs(60);
+    let server = TestServer::start_with(config).await;
+    let stuck = stuck_socketio_client(&server, "full").await;
+    let (mut sender, _) = common::WsClient::connect(&server.ws_url("/ws/full")).await;
+
+    // Once the stuck socket's kernel buffers and its 4-packet buffer are full, further
+    // messages to it are dropped and counted; the sender is never slowed.
+    let dropped = sender.flood_until_dropped(server.addr).await;
+    assert!(dropped > 0, "nothing was dropped");
+    sender.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(sender.recv_type("pong").await["type"], "pong");
+    drop(stuck);
+    server.stop().await;
+}

@@ -209,19 +209,7 @@ async fn messages_to_a_full_outbox_are_dropped_and_counted() {
 
     // Once the stuck client's socket buffers (a few MB on loopback) and its 4-message
     // outbox are full, further messages to it are dropped, counted, and nobody waits.
-    let big = "z".repeat(60_000);
-    let mut dropped = 0;
-    for i in 0..2_000 {
-        sender.chat(&format!("{i}:{big}")).await;
-        if i % 25 == 24 {
-            dropped = common::health(server.addr).await["dropped"]
-                .as_u64()
-                .unwrap_or(0);
-            if dropped > 0 {
-                break;
-            }
-        }
-    }
+    let dropped = sender.flood_until_dropped(server.addr).await;
     assert!(dropped > 0, "nothing was dropped");
     sender.send_json(json!({ "type": "ping" })).await;
     assert_eq!(

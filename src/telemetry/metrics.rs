@@ -73,7 +73,8 @@ pub fn error(code: ErrorCode) {
 }
 
 /// A request was refused by a rate limit or a connection cap (`what`: `message`,
-/// `typing`, `presence`, `connection`).
+/// `typing`, `presence`, `connection`, or `waiting_events` when a socket.io client had
+/// too many events waiting to be handled).
 pub fn rate_limited(what: &'static str) {
     counter!("chatwire_rate_limited_total", "limit" => what).increment(1);
 }
@@ -88,7 +89,7 @@ pub fn redis_publish(latency: Duration, ok: bool) {
 pub struct Snapshot {
     /// Connections and rooms of this pod.
     pub counts: MembershipCounts,
-    /// Messages dropped because a raw WebSocket outbox was full.
+    /// Messages dropped because a recipient's outbox or socket.io buffer was full.
     pub dropped_slow_consumer: u64,
     /// Messages that did not reach other pods.
     pub dropped_redis: u64,

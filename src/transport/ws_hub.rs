@@ -99,7 +99,7 @@ pub struct WsHub {
     inner: RwLock<Inner>,
     epoch: Instant,
     slow_consumer_timeout: Duration,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -109,13 +109,14 @@ struct Inner {
 }
 
 impl WsHub {
-    /// A hub closing connections whose outbox stays full for `slow_consumer_timeout`.
-    pub fn new(slow_consumer_timeout: Duration) -> Self {
+    /// A hub closing connections whose outbox stays full for `slow_consumer_timeout`,
+    /// counting dropped frames into `dropped` (shared with the socket.io side).
+    pub fn new(slow_consumer_timeout: Duration, dropped: Arc<AtomicU64>) -> Self {
         Self {
             inner: RwLock::default(),
             epoch: Instant::now(),
             slow_consumer_timeout,
-            dropped: AtomicU64::new(0),
+            dropped,
         }
     }
 
@@ -190,7 +191,8 @@ impl WsHub {
         self.len() == 0
     }
 
-    /// Frames dropped because a recipient's outbox was full, since start.
+    /// Messages dropped because a recipient's outbox (raw) or buffer (socket.io) was
+    /// full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

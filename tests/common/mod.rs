@@ -447,6 +447,22 @@ impl WsClient {
             .await;
     }
 
+    /// Sends 60 KB chat messages (at most 2 000) until the server at `addr` reports
+    /// dropped messages in /health; returns the count (0 if it never did).
+    pub async fn flood_until_dropped(&mut self, addr: SocketAddr) -> u64 {
+        let big = "z".repeat(60_000);
+        for i in 0..2_000 {
+            self.chat(&format!("{i}:{big}")).await;
+            if i % 25 == 24 {
+                let dropped = health(addr).await["dropped"].as_u64().unwrap_or(0);
+                if dropped > 0 {
+                    return dropped;
+                }
+            }
+        }
+        0
+    }
+
     /// The next JSON text frame, skipping control frames and presence announcements
     /// (which arrive asynchronously after joins; tests of presence use [`Self::recv_any`]).
     pub async fn recv(&mut self) -> Value {

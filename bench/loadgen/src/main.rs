@@ -1,35 +1,37 @@
 //! A lean load generator: Socket.IO v5 over WebSocket at the packet level (`0` open,
 //! `40` connect, `42[...]` events, ping `2` -> pong `3`) and the raw realtime.Message
-//! protocol. One task per connection on a current-thread runtime; payloads carry their
-//! send time so receivers measure latency without parsing whole JSON messages.
+//! protocol, on hand-framed WebSockets ([`wire`]). One task per connection on a
+//! current-thread runtime; payloads carry their send time (`"content":"t<us>-<phase>"`),
+//! so receivers measure latency without parsing JSON.
 //!
 //! ```text
-//! loadgen connect --host 127.0.0.1:8084 --proto sio|raw --n 2000 --rate 1000 --pid PID
-//! loadgen fanout  --host 127.0.0.1:8084 --proto sio|raw --receivers 200 --rate 500 --secs 5 --pid PID
+//! loadgen connect  --hosts H --proto sio|raw --n 2000 --rate 1000 --pids PID
+//! loadgen rooms    --hosts H[,H2..] --rooms 1 --size 1000 --rate 100 --secs 10 --pids P[,P2..]
+//! loadgen ramp     --hosts H --size 1000 --start 50000 --factor 1.5 --step-secs 3 --max-p99-ms 100
+//! loadgen overload --hosts H --size 1000 --rate 1000000 --secs 10 --probe-rate 20000 --probe-secs 5 --settle 30
+//! loadgen scale    --hosts H1,..,H5 --rooms 200 --size 99 --first-room 0 --rate 2000
 //! ```
-//! Each run prints one JSON line of figures. Every loop is bounded in count and time.
+//! `rooms` with `--rooms 1` is the fan-out scenario; several `--hosts` spread the receivers
+//! over pods (each room's sender on pod `room % pods`). Rates are messages/s for `rooms`
+//! and deliveries/s for `ramp` and `overload`. Each run prints one JSON line of figures,
+//! including the generator's own CPU time. Every loop is bounded in count and time.
 
+mod proc;
+mod swarm;
+mod wire;
+
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde_json::json;
-use tokio::net::TcpStream;
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
 use tokio::time::{sleep, timeout, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-const ROOM: &str = "bench";
-
-#[derive(Clone, Copy, PartialEq)]
-enum Proto {
-    Sio,
-    Raw,
-}
+use proc::{self_ticks, server_stats, TICKS_PER_SEC};
+use swarm::{loss_pct, ms, open_client, Layout, Proto, Swarm};
 
 struct Args(HashMap<String, String>);
 
@@ -46,255 +48,277 @@ impl Args {
         (cmd, Self(map))
     }
     fn get<T: std::str::FromStr>(&self, k: &str, default: T) -> T {
-        self.0.get(k).and_then(|v| v.parse().ok()).unwrap_or(default)
+        self.0
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     }
-    fn str(&self, k: &str, default: &str) -> String {
-        self.0.get(k).cloned().unwrap_or_else(|| default.to_owned())
+    fn list(&self, k: &str, default: &str) -> Vec<String> {
+        let v = self.0.get(k).map_or(default, String::as_str);
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
-}
-
-/// (resident KB, utime+stime ticks) of `pid` from /proc.
-fn proc_stats(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (rss, ticks)
-}
-
-fn self_ticks() -> u64 {
-    proc_stats(std::process::id()).1
-}
-
-const TICKS_PER_SEC: f64 = 100.0;
-
-/// Opens one client, joined to the bench room when `join`; returns it ready for traffic.
-async fn open(host: &str, proto: Proto, join: bool) -> Result<Ws, String> {
-    let url = match (proto, join) {
-        (Proto::Sio, _) => format!("ws://{host}/socket.io/?EIO=4&transport=websocket"),
-        (Proto::Raw, true) => format!("ws://{host}/ws/{ROOM}"),
-        (Proto::Raw, false) => format!("ws://{host}/ws"),
-    };
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    if proto == Proto::Raw {
-        // The welcome frame comes once the connection is in the room.
-        next_text(&mut ws).await.ok_or("no welcome")?;
-        return Ok(ws);
-    }
-    next_text(&mut ws).await.ok_or("no open packet")?;
-    ws.send(Message::text("40")).await.map_err(|e| e.to_string())?;
-    loop {
-        let p = next_text(&mut ws).await.ok_or("no connect ack")?;
-        if p.starts_with("40") {
-            break;
+    fn proto(&self) -> Proto {
+        if self.0.get("proto").is_some_and(|p| p == "raw") {
+            Proto::Raw
+        } else {
+            Proto::Sio
         }
     }
-    if !join {
-        return Ok(ws);
+    fn pids(&self) -> Vec<u32> {
+        let mut v = self.list("pids", "");
+        v.extend(self.list("pid", ""));
+        v.iter().filter_map(|p| p.parse().ok()).collect()
     }
-    ws.send(Message::text(format!("420[\"room:join\",{{\"room\":\"{ROOM}\"}}]")))
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        let p = next_text(&mut ws).await.ok_or("no join ack")?;
-        if p.starts_with("430") {
-            return Ok(ws);
+    fn layout(&self, rooms: usize, size: usize) -> Layout {
+        Layout {
+            hosts: self.list("hosts", "127.0.0.1:8084"),
+            proto: self.proto(),
+            rooms: self.get("rooms", rooms),
+            size: self.get("size", size),
+            first_room: self.get("first-room", 0),
+            connect_rate: self.get("connect-rate", 2000),
         }
     }
 }
 
-/// The next text frame, answering Engine.IO pings on the way.
-async fn next_text(ws: &mut Ws) -> Option<String> {
-    loop {
-        match timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
-            Ok(Message::Text(t)) if t.as_str() == "2" => {
-                ws.send(Message::text("3")).await.ok()?;
-            }
-            Ok(Message::Text(t)) => return Some(t.to_string()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
-}
-
-fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
-    h.value_at_quantile(q) as f64 / 1000.0
-}
-
-async fn connect(a: &Args) {
-    let host = a.str("host", "127.0.0.1:8084");
-    let proto = if a.str("proto", "sio") == "raw" { Proto::Raw } else { Proto::Sio };
-    let n: usize = a.get("n", 1000);
-    let rate: u64 = a.get("rate", 1000);
-    let pid: u32 = a.get("pid", 0);
-    let (rss_before, _) = proc_stats(pid);
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("histogram")));
-    let failed = Arc::new(AtomicU64::new(0));
-    let (tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+/// N idle clients opened at a fixed rate: connect latency and server RSS per connection.
+async fn connect(a: &Args) -> Value {
+    let host = a.list("hosts", "127.0.0.1:8084").remove(0);
+    let (proto, n, rate, pids) = (
+        a.proto(),
+        a.get("n", 1000usize),
+        a.get("rate", 1000u64),
+        a.pids(),
+    );
+    let (rss_before, _) = server_stats(&pids);
+    let hist = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
+    let (tx, mut done) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let started = Instant::now();
     for _ in 0..n {
         tick.tick().await;
-        let (host, hist, failed, tx) = (host.clone(), hist.clone(), failed.clone(), tx.clone());
-        tokio::spawn(async move {
+        let (host, hist, tx) = (host.clone(), hist.clone(), tx.clone());
+        tokio::task::spawn_local(async move {
             let t0 = Instant::now();
-            match open(&host, proto, false).await {
-                Ok(mut ws) => {
-                    let us = t0.elapsed().as_micros() as u64;
-                    hist.lock().map(|mut h| h.record(us.max(1)).ok()).ok();
-                    let _ = tx.send(());
+            match open_client(&host, proto, None).await {
+                Ok(mut conn) => {
+                    hist.borrow_mut()
+                        .saturating_record(t0.elapsed().as_micros().max(1) as u64);
+                    let _ = tx.send(true);
                     // Stay idle, answering pings, until the run ends.
-                    while next_text(&mut ws).await.is_some() {}
+                    while conn.next_text().await.is_ok() {}
                 }
                 Err(_) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = tx.send(());
+                    let _ = tx.send(false);
                 }
             }
         });
     }
     drop(tx);
-    let mut done = 0;
+    let mut failed = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while done < n && Instant::now() < deadline {
-        if timeout(Duration::from_secs(5), held.recv()).await.ok().flatten().is_some() {
-            done += 1;
+    for _ in 0..n {
+        match timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            done.recv(),
+        )
+        .await
+        {
+            Ok(Some(ok)) => failed += usize::from(!ok),
+            _ => break,
         }
     }
     sleep(Duration::from_millis(500)).await;
-    let (rss_after, _) = proc_stats(pid);
-    let h = hist.lock().map(|h| h.clone()).unwrap_or_else(|_| Histogram::new(3).expect("h"));
-    let ok = h.len() as f64;
-    println!(
-        "{}",
-        json!({
-            "scenario": "connect", "n": n, "ok": h.len(), "failed": failed.load(Ordering::Relaxed),
-            "secs": started.elapsed().as_secs_f64(),
-            "connect_p50_ms": percentile_ms(&h, 0.5), "connect_p99_ms": percentile_ms(&h, 0.99),
-            "rss_before_kb": rss_before, "rss_after_kb": rss_after,
-            "kb_per_conn": if ok > 0.0 { (rss_after.saturating_sub(rss_before)) as f64 / ok } else { 0.0 },
-        })
-    );
-    std::process::exit(0);
+    let (rss_after, _) = server_stats(&pids);
+    let h = hist.borrow();
+    let ok = h.len();
+    json!({
+        "scenario": "connect", "n": n, "ok": ok, "failed": failed,
+        "secs": started.elapsed().as_secs_f64(),
+        "connect_p50_ms": ms(&h, 0.5), "connect_p99_ms": ms(&h, 0.99),
+        "rss_before_kb": rss_before, "rss_after_kb": rss_after,
+        "kb_per_conn": if ok > 0 { rss_after.saturating_sub(rss_before) as f64 / ok as f64 } else { 0.0 },
+    })
 }
 
-async fn fanout(a: &Args) {
-    let host = a.str("host", "127.0.0.1:8084");
-    let proto = if a.str("proto", "sio") == "raw" { Proto::Raw } else { Proto::Sio };
-    let receivers: usize = a.get("receivers", 200);
-    let rate: u64 = a.get("rate", 500);
-    let secs: u64 = a.get("secs", 5);
-    let pid: u32 = a.get("pid", 0);
-    let base = Instant::now();
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("histogram")));
-    let delivered = Arc::new(AtomicU64::new(0));
-
-    let mut ready = 0;
-    let mut tasks = Vec::new();
-    for _ in 0..receivers {
-        let Ok(mut ws) = open(&host, proto, true).await else { continue };
-        ready += 1;
-        let (hist, delivered) = (hist.clone(), delivered.clone());
-        tasks.push(tokio::spawn(async move {
-            while let Some(text) = next_text(&mut ws).await {
-                // Only chat messages carry `"content":"t<micros>"`.
-                let Some(rest) = text.split("\"content\":\"t").nth(1) else { continue };
-                let Some(sent) = rest.split('"').next().and_then(|v| v.parse::<u64>().ok()) else { continue };
-                let now = base.elapsed().as_micros() as u64;
-                // Uncontended on this single-threaded runtime.
-                if let Ok(mut h) = hist.lock() {
-                    h.record(now.saturating_sub(sent).max(1)).ok();
-                }
-                delivered.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    let mut sender = match open(&host, proto, true).await {
-        Ok(ws) => ws,
-        Err(e) => return eprintln!("sender failed: {e}"),
-    };
-    // Let presence announcements of the joins settle before measuring.
+async fn swarm(a: &Args, rooms: usize, size: usize, phases: usize) -> Swarm {
+    let swarm = Swarm::build(&a.layout(rooms, size), a.pids(), phases).await;
+    eprintln!(
+        "{} receivers ({} failed), {} senders",
+        swarm.receivers,
+        swarm.failed,
+        swarm.senders()
+    );
+    // Let the joins' presence announcements settle before measuring.
     sleep(Duration::from_millis(500)).await;
-    let (_, ticks0) = proc_stats(pid);
+    swarm
+}
+
+/// Receivers in rooms, one sender per room at a fixed total rate (messages/s).
+async fn rooms(a: &Args) -> Value {
+    let mut s = swarm(a, 1, 200, 1).await;
+    let mut figures = s
+        .measured(0, a.get("rate", 500.0), a.get("secs", 5.0))
+        .await;
+    figures["scenario"] = json!("rooms");
+    figures["receivers"] = json!(s.receivers);
+    figures["rooms"] = json!(s.senders());
+    figures
+}
+
+/// Doubles (or `--factor`s) the offered deliveries/s until p99 or loss breaks the limit.
+async fn ramp(a: &Args) -> Value {
+    let steps: usize = a.get("steps", 12);
+    let mut s = swarm(a, 1, 1000, steps).await;
+    let per_msg = s.per_message() as f64;
+    let (factor, secs, limit_ms) = (
+        a.get("factor", 1.5),
+        a.get("step-secs", 3.0),
+        a.get("max-p99-ms", 100.0),
+    );
+    let mut offered: f64 = a.get("start", 50_000.0);
+    let max_offered: f64 = a.get("max", 4_000_000.0);
+    let (mut best, mut results) = (0.0, Vec::new());
+    for step in 0..steps {
+        let f = s.measured(step, offered / per_msg, secs).await;
+        let ok = f["loss_pct"].as_f64() == Some(0.0)
+            && f["p99_ms"].as_f64().is_some_and(|p| p <= limit_ms);
+        eprintln!("step {step}: {offered:.0}/s offered -> {f}");
+        results.push(f);
+        if !ok {
+            break;
+        }
+        best = offered;
+        offered *= factor;
+        if offered > max_offered {
+            break;
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    json!({ "scenario": "ramp", "receivers": s.receivers, "max_p99_ms": limit_ms,
+            "max_sustainable_per_s": best, "steps": results })
+}
+
+/// A baseline, `--rate` deliveries/s for `--secs`, then a probe at the baseline rate:
+/// peak RSS, loss, and how long until probe latency is back to normal.
+async fn overload(a: &Args) -> Value {
+    let mut s = swarm(a, 1, 1000, 3).await;
+    let per_msg = s.per_message() as f64;
+    let probe = a.get("probe-rate", 20_000.0) / per_msg;
+    let baseline = s.measured(0, probe, a.get("baseline-secs", 2.0)).await;
+    let (_, ticks0) = server_stats(&s.pids());
     let own0 = self_ticks();
-    let total = rate * secs;
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let started = Instant::now();
-    for _ in 0..total {
-        tick.tick().await;
-        let t = base.elapsed().as_micros();
-        let frame = match proto {
-            Proto::Sio => format!("42[\"message:send\",{{\"room\":\"{ROOM}\",\"content\":\"t{t}\"}}]"),
-            Proto::Raw => format!("{{\"type\":\"chat\",\"data\":{{\"content\":\"t{t}\"}}}}"),
-        };
-        if sender.send(Message::text(frame)).await.is_err() {
-            break;
-        }
-        // Keep the sender's own socket drained (acks, pings).
-        while let Some(Some(Ok(m))) = futures_util::FutureExt::now_or_never(sender.next()) {
-            if let Message::Text(t) = m {
-                if t.as_str() == "2" {
-                    sender.send(Message::text("3")).await.ok();
-                }
-            }
-        }
-    }
-    let send_secs = started.elapsed().as_secs_f64();
-    // Drain: wait until deliveries stop growing (bounded).
-    let expected = total * ready as u64;
-    let mut last = 0;
-    for _ in 0..40 {
-        sleep(Duration::from_millis(250)).await;
-        let now = delivered.load(Ordering::Relaxed);
-        if now >= expected || (now == last && now > 0) {
-            break;
-        }
-        last = now;
-    }
-    let (rss, ticks1) = proc_stats(pid);
+    let over = s
+        .send(1, a.get("rate", 1_000_000.0) / per_msg, a.get("secs", 10.0))
+        .await;
+    let probe_secs = a.get("probe-secs", 5.0);
+    let probed = s.send(2, probe, probe_secs).await;
+    let expected = (over.count + probed.count) * s.per_message();
+    s.settle(&[1, 2], expected, Duration::from_secs(a.get("settle", 30))).await;
+    let (rss_after, ticks1) = server_stats(&s.pids());
     let own1 = self_ticks();
-    drop(sender);
-    for t in &tasks {
-        t.abort();
-    }
-    let got = delivered.load(Ordering::Relaxed);
-    let h = hist.lock().map(|h| h.clone()).unwrap_or_else(|_| Histogram::new(3).expect("h"));
-    let cpu = (ticks1 - ticks0) as f64 / TICKS_PER_SEC;
-    println!(
-        "{}",
-        json!({
-            "scenario": "fanout", "receivers": ready, "rate": rate, "secs": secs,
-            "offered_per_s": (rate as f64 * ready as f64),
-            "delivered": got, "expected": expected,
-            "loss_pct": if expected > 0 { 100.0 * (expected.saturating_sub(got)) as f64 / expected as f64 } else { 0.0 },
-            "delivered_per_s": got as f64 / send_secs,
-            "p50_ms": percentile_ms(&h, 0.5), "p99_ms": percentile_ms(&h, 0.99), "p999_ms": percentile_ms(&h, 0.999),
-            "server_cpu_s": cpu, "server_us_per_delivery": if got > 0 { cpu * 1e6 / got as f64 } else { 0.0 },
-            "server_rss_kb": rss,
-            "loadgen_cpu_s": (own1 - own0) as f64 / TICKS_PER_SEC,
-        })
-    );
-    std::process::exit(0);
+    let base_p99 = baseline["p99_ms"].as_f64().unwrap_or(0.0) * 1000.0;
+    // Normal: within twice the baseline p99 plus 10 ms.
+    let normal_us = (2.0 * base_p99 + 10_000.0) as u64;
+    let st = s.stats.borrow();
+    let (o, p) = (&st.phases[1], &st.phases[2]);
+    // A 100 ms slice of probes is slow when its worst latency is over normal or none of
+    // its probes arrived; recovered once every later slice is normal.
+    let slices = ((probe_secs * 10.0) as usize).min(p.worst_by_100ms.len());
+    let last_slow = p.worst_by_100ms[..slices]
+        .iter()
+        .rposition(|&w| w == 0 || w > normal_us);
+    let recovery_s = match last_slow {
+        Some(i) if i + 1 >= slices => Value::Null,
+        Some(i) => json!((i + 1) as f64 / 10.0),
+        None => json!(0.0),
+    };
+    json!({
+        "scenario": "overload", "receivers": s.receivers,
+        "baseline": baseline,
+        "offered_per_s": over.count as f64 * per_msg / over.secs,
+        "overload_delivered": o.delivered, "overload_expected": over.count * s.per_message(),
+        "overload_loss_pct": loss_pct(over.count * s.per_message(), o.delivered),
+        "overload_p99_ms": ms(&o.hist, 0.99),
+        "peak_rss_kb": over.peak_rss_kb.max(probed.peak_rss_kb), "rss_after_kb": rss_after,
+        "probe_loss_pct": loss_pct(probed.count * s.per_message(), p.delivered),
+        "probe_p99_ms": ms(&p.hist, 0.99), "normal_ms": normal_us as f64 / 1000.0,
+        "recovery_s": recovery_s,
+        "server_cpu_s": ticks1.saturating_sub(ticks0) as f64 / TICKS_PER_SEC,
+        "loadgen_cpu_s": own1.saturating_sub(own0) as f64 / TICKS_PER_SEC,
+    })
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let (cmd, args) = Args::parse();
-    match cmd.as_str() {
-        "connect" => connect(&args).await,
-        "fanout" => fanout(&args).await,
-        _ => eprintln!("usage: loadgen connect|fanout --host H --proto sio|raw ..."),
+/// Many connections held open: prints `{"ready":..}`, waits for a `go` line on stdin,
+/// sends one message per room and checks every receiver got it exactly once, prints the
+/// result, then holds the connections until stdin closes.
+async fn scale(a: &Args) -> Value {
+    let mut s = swarm(a, 100, 99, 1).await;
+    println!(
+        "{}",
+        json!({ "ready": s.receivers, "failed": s.failed, "senders": s.senders() })
+    );
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let go = timeout(Duration::from_secs(600), stdin.next_line()).await;
+    if !matches!(go, Ok(Ok(Some(ref l))) if l.trim() == "go") {
+        return json!({ "scenario": "scale", "error": "no go line on stdin" });
     }
+    let rooms = s.senders() as f64;
+    let sent = s.send(0, rooms * 4.0, 0.25).await;
+    let expected = sent.count * s.per_message();
+    s.settle(&[0], expected, Duration::from_secs(30)).await;
+    let result = {
+        let st = s.stats.borrow();
+        let mut counts = [0u64; 3]; // receivers with 0, 1, more deliveries
+        for &c in &st.per_conn {
+            counts[(c as usize).min(2)] += 1;
+        }
+        json!({
+            "scenario": "scale", "receivers": s.receivers, "failed": s.failed, "messages": sent.count,
+            "delivered": st.phases[0].delivered, "expected": expected,
+            "receivers_with_0": counts[0], "receivers_with_1": counts[1], "receivers_with_more": counts[2],
+            "p99_ms": ms(&st.phases[0].hist, 0.99),
+        })
+    };
+    println!("{result}");
+    let _ = timeout(Duration::from_secs(600), async {
+        while let Ok(Some(_)) = stdin.next_line().await {}
+    })
+    .await;
+    result
+}
+
+fn main() {
+    let (cmd, args) = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let started = self_ticks();
+    let figures = local.block_on(&runtime, async {
+        match cmd.as_str() {
+            "connect" => Some(connect(&args).await),
+            "rooms" | "fanout" => Some(rooms(&args).await),
+            "ramp" => Some(ramp(&args).await),
+            "overload" => Some(overload(&args).await),
+            "scale" => Some(scale(&args).await),
+            _ => None,
+        }
+    });
+    match figures {
+        Some(mut f) => {
+            f["loadgen_total_cpu_s"] = json!(self_ticks().saturating_sub(started) as f64 / TICKS_PER_SEC);
+            if cmd != "scale" {
+                println!("{f}");
+            }
+        }
+        None => eprintln!("usage: chatwire-loadgen connect|rooms|ramp|overload|scale --hosts H --proto sio|raw ..."),
+    }
+    // Skip dropping thousands of connections one by one.
+    std::process::exit(0);
 }

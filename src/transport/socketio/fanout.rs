@@ -2,12 +2,14 @@
 //! the packet once), restricted to this pod, skipping the sending socket.
 
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
+use socketioxide::{BroadcastError, SocketError};
 use tracing::debug;
 
 use serde_json::{json, Value};
@@ -37,17 +39,18 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
 /// Local socket.io fan-out, attached to the server once it is built.
 pub struct SioFanout<A: Adapter> {
     io: OnceLock<SocketIo<A>>,
-}
-
-impl<A: Adapter> Default for SioFanout<A> {
-    fn default() -> Self {
-        Self {
-            io: OnceLock::new(),
-        }
-    }
+    dropped: Arc<AtomicU64>,
 }
 
 impl<A: Adapter> SioFanout<A> {
+    /// A fan-out counting into `dropped` each message a socket's full buffer refused.
+    pub fn new(dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            io: OnceLock::new(),
+            dropped,
+        }
+    }
+
     /// Connects the fan-out to the socket.io server.
     pub fn attach(&self, io: SocketIo<A>) {
         if self.io.set(io).is_err() {
@@ -85,6 +88,13 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
         let emit = ops.emit(name, &payload);
         match emit.now_or_never() {
             Some(Ok(())) => {}
+            Some(Err(BroadcastError::Socket(errors))) => {
+                let full = errors
+                    .iter()
+                    .filter(|e| matches!(e, SocketError::InternalChannelFull))
+                    .count();
+                self.dropped.fetch_add(full as u64, Ordering::Relaxed);
+            }
             Some(Err(e)) => debug!(error = %e, "socket.io broadcast incomplete"),
             None => tracing::warn!("socket.io local broadcast did not complete at once"),
         }

@@ -277,7 +277,9 @@ async fn on_join<A: Adapter>(
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "room:join");
-    turn.wait().await;
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
     let req = match payload(req) {
         Ok(req) => req,
         Err(e) => return reply.send(Err(e)),
@@ -425,7 +427,9 @@ async fn on_typing<A: Adapter>(
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "user:typing");
-    turn.wait().await;
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
     let sender = sender_of(&socket);
     let result = payload(req).and_then(|req| {
         state.gate.limit(Action::Typing, &sender)?;
@@ -444,7 +448,9 @@ async fn on_leave<A: Adapter>(
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "room:leave");
-    turn.wait().await;
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
     let result = payload(req).map(|req| {
         socket.leave(req.room.to_string());
         state.chat.leave(&sender_of(&socket), &req.room);
@@ -462,7 +468,9 @@ async fn on_send<A: Adapter>(
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "message:send");
-    turn.wait().await;
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
     let sender = sender_of(&socket);
     let posted = payload(req).and_then(|req| {
         state.gate.limit(Action::Send, &sender)?;
@@ -505,7 +513,8 @@ async fn on_disconnect<A: Adapter>(
     // After every earlier event (and the connect handler), so nothing re-registers
     // the connection once it is gone.
     if let Some(line) = socket.extensions.get::<Arc<Line>>() {
-        Turn::next(&line).wait().await;
+        // An unbounded place: never refused.
+        let _ = Turn::next(&line).wait().await;
     }
     let conn = sender_of(&socket).conn;
     state.chat.disconnect(&conn);

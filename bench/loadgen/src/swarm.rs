@@ -1,0 +1,377 @@
+//! Clients of one scenario: receivers joined to rooms (each a task that stamps latency),
+//! one sender per room, and the phases that send at a rate and settle. Single-threaded:
+//! the shared figures live in an `Rc<RefCell<_>>`, so recording a delivery is a few
+//! additions, no lock and no allocation.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io;
+use std::rc::Rc;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use memchr::memmem::Finder;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::{sleep, timeout, MissedTickBehavior};
+
+use crate::proc::{self_ticks, server_stats, TICKS_PER_SEC};
+use crate::wire::{Conn, TEXT};
+
+/// Which protocol the clients speak.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Proto {
+    Sio,
+    Raw,
+}
+
+/// Microseconds since the Unix epoch: comparable across generator processes.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens one client; joined to `room` when given. Bounded by a 10 s timeout.
+pub async fn open_client(host: &str, proto: Proto, room: Option<&str>) -> io::Result<Conn> {
+    let fut = async {
+        if proto == Proto::Raw {
+            let path = room.map_or_else(|| "/ws".to_owned(), |r| format!("/ws/{r}"));
+            let mut conn = Conn::open(host, &path).await?;
+            conn.next_text().await?; // the welcome frame: the connection is in the room
+            return Ok(conn);
+        }
+        let mut conn = Conn::open(host, "/socket.io/?EIO=4&transport=websocket").await?;
+        conn.next_text().await?; // Engine.IO open
+        conn.send_text(b"40").await?;
+        conn.wait_for(b"40").await?;
+        if let Some(room) = room {
+            conn.send_text(format!("420[\"room:join\",{{\"room\":\"{room}\"}}]").as_bytes())
+                .await?;
+            conn.wait_for(b"430").await?;
+        }
+        Ok(conn)
+    };
+    timeout(Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// Figures of one phase, filled by the receivers.
+pub struct Phase {
+    pub delivered: u64,
+    pub hist: Histogram<u64>,
+    /// When the phase started sending (us since the epoch).
+    pub start_us: u64,
+    /// Worst latency of messages sent in each 100 ms of the phase.
+    pub worst_by_100ms: Vec<u64>,
+}
+
+/// Everything the receivers record.
+pub struct Stats {
+    pub phases: Vec<Phase>,
+    /// Deliveries per receiver slot.
+    pub per_conn: Vec<u32>,
+}
+
+impl Stats {
+    fn record(&mut self, sent_us: u64, phase: usize, slot: usize) {
+        let Some(p) = self.phases.get_mut(phase) else {
+            return;
+        };
+        let lat = now_us().saturating_sub(sent_us).max(1);
+        p.delivered += 1;
+        p.hist.saturating_record(lat);
+        let bucket = (sent_us.saturating_sub(p.start_us) / 100_000) as usize;
+        if let Some(w) = p.worst_by_100ms.get_mut(bucket) {
+            *w = (*w).max(lat);
+        }
+        if let Some(c) = self.per_conn.get_mut(slot) {
+            *c += 1;
+        }
+    }
+}
+
+static STAMP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"content\":\"t"));
+
+/// `(sent_us, phase)` from a chat message carrying `"content":"t<us>-<phase>"`.
+fn stamp(payload: &[u8]) -> Option<(u64, usize)> {
+    let at = STAMP.find(payload)? + STAMP.needle().len();
+    let mut sent = 0u64;
+    let mut phase = 0usize;
+    let mut in_phase = false;
+    for &b in &payload[at..] {
+        match b {
+            b'0'..=b'9' if in_phase => phase = phase * 10 + (b - b'0') as usize,
+            b'0'..=b'9' => sent = sent * 10 + (b - b'0') as u64,
+            b'-' if !in_phase => in_phase = true,
+            _ => break,
+        }
+    }
+    in_phase.then_some((sent, phase))
+}
+
+/// Reads until the connection ends, recording stamped deliveries for `slot`.
+async fn receive(mut conn: Conn, stats: Rc<RefCell<Stats>>, slot: usize) {
+    loop {
+        let Ok((opcode, range)) = conn.next_frame().await else {
+            return;
+        };
+        if opcode == TEXT {
+            if let Some((sent, phase)) = stamp(conn.payload(range.clone())) {
+                stats.borrow_mut().record(sent, phase, slot);
+                continue;
+            }
+        }
+        if conn.answer_keepalive(opcode, range).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Where clients go: `rooms` rooms of `size` receivers each, spread over `hosts`.
+pub struct Layout {
+    pub hosts: Vec<String>,
+    pub proto: Proto,
+    pub rooms: usize,
+    pub size: usize,
+    /// First room number (several generator processes share one run).
+    pub first_room: usize,
+    /// New connections per second while setting up.
+    pub connect_rate: u64,
+}
+
+impl Layout {
+    fn room(&self, r: usize) -> String {
+        format!("bench{}", self.first_room + r)
+    }
+}
+
+/// The clients of a running scenario.
+pub struct Swarm {
+    pub stats: Rc<RefCell<Stats>>,
+    senders: Vec<(Conn, String)>,
+    proto: Proto,
+    pub receivers: usize,
+    pub failed: usize,
+    pids: Vec<u32>,
+}
+
+/// What a sending phase did.
+pub struct Sent {
+    pub count: u64,
+    pub secs: f64,
+    pub peak_rss_kb: u64,
+}
+
+impl Swarm {
+    /// Connects and joins every receiver (64 handshakes in flight), then one sender per room.
+    pub async fn build(layout: &Layout, pids: Vec<u32>, phases: usize) -> Swarm {
+        let receivers = layout.rooms * layout.size;
+        let stats = Rc::new(RefCell::new(Stats {
+            phases: (0..phases)
+                .map(|_| Phase {
+                    delivered: 0,
+                    hist: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+                    start_us: 0,
+                    worst_by_100ms: vec![0; 600],
+                })
+                .collect(),
+            per_conn: vec![0; receivers],
+        }));
+        let in_flight = std::sync::Arc::new(Semaphore::new(64));
+        let (done_tx, mut done) = mpsc::unbounded_channel::<bool>();
+        let mut tick = tokio::time::interval(Duration::from_micros(
+            1_000_000 / layout.connect_rate.max(1),
+        ));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        for slot in 0..receivers {
+            tick.tick().await;
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let host = layout.hosts[slot % layout.hosts.len()].clone();
+            let room = layout.room(slot / layout.size);
+            let (proto, stats, done_tx) = (layout.proto, stats.clone(), done_tx.clone());
+            tokio::task::spawn_local(async move {
+                let opened = open_client(&host, proto, Some(&room)).await;
+                drop(permit);
+                let _ = done_tx.send(opened.is_ok());
+                drop(done_tx);
+                if let Ok(conn) = opened {
+                    receive(conn, stats, slot).await;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut failed = 0;
+        while let Some(ok) = done.recv().await {
+            failed += usize::from(!ok);
+        }
+        let mut senders = Vec::new();
+        for r in 0..layout.rooms {
+            let room = layout.room(r);
+            let host = &layout.hosts[r % layout.hosts.len()];
+            match open_client(host, layout.proto, Some(&room)).await {
+                Ok(conn) => senders.push((conn, room)),
+                Err(e) => eprintln!("sender for {room} failed: {e}"),
+            }
+        }
+        Swarm {
+            stats,
+            senders,
+            proto: layout.proto,
+            receivers: receivers - failed,
+            failed,
+            pids,
+        }
+    }
+
+    /// The server processes being measured.
+    pub fn pids(&self) -> Vec<u32> {
+        self.pids.clone()
+    }
+
+    /// Senders that connected.
+    pub fn senders(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Sends `rate` messages/s for `secs`, round-robin over the rooms, stamped with
+    /// `phase`; samples the servers' RSS every 100 ms.
+    pub async fn send(&mut self, phase: usize, rate: f64, secs: f64) -> Sent {
+        let start_us = now_us();
+        if let Some(p) = self.stats.borrow_mut().phases.get_mut(phase) {
+            p.start_us = start_us;
+        }
+        let total = (rate * secs).round() as u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let started = Instant::now();
+        let mut sent = 0u64;
+        let mut peak_rss_kb = 0;
+        let mut frame = String::with_capacity(128);
+        let mut next_sample = Duration::ZERO;
+        let n = self.senders.len().max(1) as u64;
+        let hard_stop = Duration::from_secs_f64(secs * 3.0 + 5.0);
+        while sent < total && !self.senders.is_empty() {
+            tick.tick().await;
+            let elapsed = started.elapsed();
+            if elapsed > hard_stop {
+                break;
+            }
+            if elapsed >= next_sample {
+                peak_rss_kb = peak_rss_kb.max(server_stats(&self.pids).0);
+                next_sample = elapsed + Duration::from_millis(100);
+            }
+            let due = ((elapsed.as_secs_f64() * rate) as u64 + 1).min(total);
+            while sent < due {
+                let (conn, room) = &mut self.senders[(sent % n) as usize];
+                frame.clear();
+                let t = now_us();
+                let _ = match self.proto {
+                    Proto::Sio => write!(
+                        frame,
+                        "42[\"message:send\",{{\"room\":\"{room}\",\"content\":\"t{t}-{phase}\"}}]"
+                    ),
+                    Proto::Raw => write!(
+                        frame,
+                        "{{\"type\":\"chat\",\"data\":{{\"content\":\"t{t}-{phase}\"}}}}"
+                    ),
+                };
+                if conn.send_text(frame.as_bytes()).await.is_err() || conn.drain().await.is_err() {
+                    eprintln!("a sender's connection ended");
+                    self.senders.swap_remove((sent % n) as usize);
+                    break;
+                }
+                sent += 1;
+            }
+        }
+        peak_rss_kb = peak_rss_kb.max(server_stats(&self.pids).0);
+        Sent {
+            count: sent,
+            secs: started.elapsed().as_secs_f64(),
+            peak_rss_kb,
+        }
+    }
+
+    /// Waits until `phases` have `expected` deliveries or stop growing for a second
+    /// (at most `max_wait`), keeping the senders' sockets drained.
+    pub async fn settle(&mut self, phases: &[usize], expected: u64, max_wait: Duration) {
+        let deadline = Instant::now() + max_wait;
+        let mut last = u64::MAX;
+        let mut still_since = Instant::now();
+        while Instant::now() < deadline {
+            sleep(Duration::from_millis(50)).await;
+            for (conn, _) in &mut self.senders {
+                let _ = conn.drain().await;
+            }
+            let got: u64 = {
+                let s = self.stats.borrow();
+                phases
+                    .iter()
+                    .filter_map(|&p| s.phases.get(p))
+                    .map(|p| p.delivered)
+                    .sum()
+            };
+            if got >= expected {
+                return;
+            }
+            if got != last {
+                last = got;
+                still_since = Instant::now();
+            } else if still_since.elapsed() > Duration::from_secs(1) {
+                return;
+            }
+        }
+    }
+
+    /// Runs one measured phase: send, settle, and the figures as JSON.
+    pub async fn measured(&mut self, phase: usize, rate: f64, secs: f64) -> Value {
+        let (rss0, ticks0) = server_stats(&self.pids);
+        let own0 = self_ticks();
+        let sent = self.send(phase, rate, secs).await;
+        let expected = sent.count * self.per_message();
+        self.settle(&[phase], expected, Duration::from_secs(20))
+            .await;
+        let (_, ticks1) = server_stats(&self.pids);
+        let own1 = self_ticks();
+        let s = self.stats.borrow();
+        let p = &s.phases[phase];
+        let cpu = ticks1.saturating_sub(ticks0) as f64 / TICKS_PER_SEC;
+        json!({
+            "offered_per_s": expected as f64 / sent.secs, "msgs_per_s": sent.count as f64 / sent.secs,
+            "delivered": p.delivered, "expected": expected,
+            "loss_pct": loss_pct(expected, p.delivered),
+            "delivered_per_s": p.delivered as f64 / sent.secs,
+            "p50_ms": ms(&p.hist, 0.5), "p99_ms": ms(&p.hist, 0.99), "p999_ms": ms(&p.hist, 0.999),
+            "server_cpu_s": cpu,
+            "server_us_per_delivery": if p.delivered > 0 { cpu * 1e6 / p.delivered as f64 } else { 0.0 },
+            "server_rss_kb": sent.peak_rss_kb.max(rss0),
+            "loadgen_cpu_s": own1.saturating_sub(own0) as f64 / TICKS_PER_SEC,
+        })
+    }
+
+    /// Deliveries each message should make: the receivers of one room.
+    pub fn per_message(&self) -> u64 {
+        let rooms = self.senders.len().max(1) as u64;
+        (self.receivers as u64)
+            .div_ceil(rooms)
+            .min(self.receivers as u64)
+    }
+}
+
+/// Percentage of `expected` not delivered.
+pub fn loss_pct(expected: u64, delivered: u64) -> f64 {
+    if expected == 0 {
+        return 0.0;
+    }
+    100.0 * expected.saturating_sub(delivered) as f64 / expected as f64
+}
+
+/// The `q` quantile of `h`, in milliseconds.
+pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
