@@ -206,34 +206,51 @@ pub fn cors(gate: &Gate) -> CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
-/// Copies the request line and headers of socket.io requests into their own small
-/// allocations. engineioxide keeps each session's request parts, and as parsed by
-/// hyper they are slices of the connection's 16 KiB read buffer, which they would keep
-/// alive for the whole session.
+/// Headers of socket.io requests read after this layer: engineioxide's (the WebSocket
+/// key, the polling body's content type) and the gate's (token, client address, origin).
+const SOCKETIO_HEADERS: [header::HeaderName; 5] = [
+    header::SEC_WEBSOCKET_KEY,
+    header::CONTENT_TYPE,
+    header::AUTHORIZATION,
+    header::ORIGIN,
+    header::HeaderName::from_static("x-forwarded-for"),
+];
+
+/// Copies the request line and the headers in [`SOCKETIO_HEADERS`] of socket.io requests
+/// into their own small allocations. engineioxide keeps each session's request parts,
+/// and as parsed by hyper they are slices of the connection's 16 KiB read buffer, which
+/// they would keep alive for the whole session; the other headers (user agent, cookies,
+/// ...) would cost each session memory for nothing. CORS and the origin check run
+/// before this layer and see every header.
 pub async fn detach_request_parts(req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/socket.io") {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.append(name.clone(), copy);
+    let mut headers = axum::http::HeaderMap::new();
+    for name in &SOCKETIO_HEADERS {
+        for value in parts.headers.get_all(name) {
+            if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+                headers.append(name.clone(), copy);
+            }
         }
     }
     parts.headers = headers;
     if let Ok(uri) = parts.uri.to_string().parse::<axum::http::Uri>() {
-        // axum keeps the request's original URI in the extensions too.
-        if parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .is_some()
-        {
-            parts
-                .extensions
-                .insert(axum::extract::OriginalUri(uri.clone()));
-        }
         parts.uri = uri;
+    }
+    // Of the extensions only the peer address and hyper's upgrade handle are used later;
+    // axum's `OriginalUri` among the others would keep the read buffer alive.
+    let peer = parts
+        .extensions
+        .remove::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    parts.extensions = axum::http::Extensions::new();
+    if let Some(peer) = peer {
+        parts.extensions.insert(peer);
+    }
+    if let Some(upgrade) = upgrade {
+        parts.extensions.insert(upgrade);
     }
     next.run(Request::from_parts(parts, body)).await
 }

@@ -2,6 +2,7 @@
 //! (a reader that decodes and calls the chat, a writer that drains the outbox and sends
 //! heartbeats). Reader and writer end each other through the connection's [`Closer`].
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio::time::{interval_at, timeout, Instant};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
@@ -35,8 +35,6 @@ use crate::telemetry::metrics;
 
 /// Read buffer of a raw WebSocket connection, in bytes (grows for larger frames).
 const WS_READ_BUFFER: usize = 1024;
-/// How many queued frames the writer sends before flushing.
-const WRITE_BATCH: usize = 64;
 /// Longest wait for a close frame to be written.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -179,23 +177,68 @@ fn accept(
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
-            tracker.track_future(run_connection(socket, ctx, room, since, admission, permit))
+            let accepted = Accepted {
+                ctx,
+                room,
+                since,
+                admission,
+                permit,
+            };
+            tracker.track_future(run_connection(socket, accepted))
         })
 }
 
-async fn run_connection(
-    socket: WebSocket,
+/// A raw WebSocket connection after set-up: what it needs for the rest of its life.
+/// Set-up runs in a separate boxed future, so its state (the whole socket before the
+/// split, the join or recovery in flight) is freed before the connection goes idle.
+struct Session {
+    ctx: WsContext,
+    sender: Sender,
+    room: Option<RoomName>,
+    outbox: Arc<Outbox>,
+    closer: Closer,
+    stream: SplitStream<WebSocket>,
+    writer: tokio::task::JoinHandle<()>,
+    expiry: Option<tokio::task::JoinHandle<()>>,
+    _permit: ConnectionPermit,
+}
+
+/// What an accepted upgrade request carries into the connection.
+struct Accepted {
     ctx: WsContext,
     room: Option<RoomName>,
     since: Option<Uuid>,
     admission: Admission,
-    _permit: ConnectionPermit,
-) {
+    permit: ConnectionPermit,
+}
+
+/// Runs one connection: the boxed set-up, then the session until it ends.
+fn run_connection(socket: WebSocket, accepted: Accepted) -> impl std::future::Future<Output = ()> {
+    let set_up = Box::pin(open_session(socket, accepted));
+    async move {
+        // Moved into a block so the set-up's box is freed once it is done.
+        let session = {
+            let set_up = set_up;
+            set_up.await
+        };
+        session.run().await;
+    }
+}
+
+/// Registers the connection, joins its rooms, sends the welcome (and what was missed),
+/// and starts the writer.
+async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
+    let Accepted {
+        ctx,
+        room,
+        since,
+        admission,
+        permit,
+    } = accepted;
     let sender = admission.sender;
     let conn = sender.conn.clone();
-    let (tx, rx) = mpsc::channel(ctx.settings.send_buffer);
     let closer = Closer::default();
-    let outbox = Arc::new(Outbox::new(tx, closer.clone()));
+    let outbox = Arc::new(Outbox::new(ctx.settings.send_buffer, closer.clone()));
     ctx.chat.connect(&sender, Transport::Ws);
     ctx.hub.register(conn.clone(), outbox.clone());
     let link = Link {
@@ -237,7 +280,12 @@ async fn run_connection(
     info!(conn = %conn, user = %sender.user, room = room.as_ref().map(RoomName::as_str), "ws connected");
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), ctx.settings));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbox.clone(),
+        closer.clone(),
+        ctx.settings,
+    ));
     let expiry = admission.expires_at.map(|exp| {
         let (hub, outbox, closer) = (ctx.hub.clone(), outbox.clone(), closer.clone());
         tokio::spawn(async move {
@@ -252,19 +300,42 @@ async fn run_connection(
             }
         })
     });
-    read_loop(stream, &link, room.as_ref(), &closer).await;
-    closer.close(close_code::NORMAL, "connection ended");
+    Session {
+        ctx,
+        sender,
+        room,
+        outbox,
+        closer,
+        stream,
+        writer,
+        expiry,
+        _permit: permit,
+    }
+}
 
-    let rooms = ctx.chat.membership().rooms_of(&conn);
-    ctx.hub.unregister(&conn, &rooms);
-    ctx.chat.disconnect(&conn);
-    if let Some(expiry) = expiry {
-        expiry.abort();
+impl Session {
+    /// Reads the client's frames until the connection ends, then cleans up.
+    async fn run(self) {
+        let link = Link {
+            ctx: &self.ctx,
+            sender: &self.sender,
+            outbox: &self.outbox,
+        };
+        read_loop(self.stream, &link, self.room.as_ref(), &self.closer).await;
+        self.closer.close(close_code::NORMAL, "connection ended");
+
+        let (ctx, conn) = (&self.ctx, &self.sender.conn);
+        let rooms = ctx.chat.membership().rooms_of(conn);
+        ctx.hub.unregister(conn, &rooms);
+        ctx.chat.disconnect(conn);
+        if let Some(expiry) = self.expiry {
+            expiry.abort();
+        }
+        if let Err(e) = self.writer.await {
+            debug!(error = %e, "ws writer task failed");
+        }
+        info!(conn = %conn, user = %self.sender.user, reason = ?self.closer.reason(), "ws disconnected");
     }
-    if let Err(e) = writer.await {
-        debug!(error = %e, "ws writer task failed");
-    }
-    info!(conn = %conn, user = %sender.user, reason = ?closer.reason(), "ws disconnected");
 }
 
 /// One connection's view of the chat: its identity and its outbox.
@@ -441,15 +512,17 @@ async fn read_loop(
                     .and_then(|()| ctx.chat.typing(sender, &target, typing)),
                 None => Err(ChatError::invalid("typing needs a room")),
             },
+            // Rare requests run boxed, so an idle connection's task does not reserve
+            // room for their state.
             ClientFrame::Status(status) => match ctx.gate.limit(Action::Presence, sender) {
-                Ok(()) => ctx.chat.set_status(sender, status).await,
+                Ok(()) => Box::pin(ctx.chat.set_status(sender, status)).await,
                 Err(e) => Err(e),
             },
             ClientFrame::Request {
                 request_id,
                 request,
             } => {
-                link.request(request_id.as_deref(), request).await;
+                Box::pin(link.request(request_id.as_deref(), request)).await;
                 Ok(())
             }
             ClientFrame::Ping => {
@@ -503,7 +576,7 @@ fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Queued>,
+    outbox: Arc<Outbox>,
     closer: Closer,
     settings: WsSettings,
 ) {
@@ -515,10 +588,7 @@ async fn write_loop(
         let written = tokio::select! {
             biased;
             () = closer.closed() => break,
-            frame = rx.recv() => match frame {
-                Some(frame) => timeout(settings.pong_timeout, write_batch(&mut sink, &mut rx, frame)).await,
-                None => break,
-            },
+            () = outbox.ready() => timeout(settings.pong_timeout, write_batch(&mut sink, outbox.take())).await,
             _ = ping.tick() => timeout(settings.pong_timeout, sink.send(WsMessage::Ping(Default::default()))).await,
         };
         match written {
@@ -539,9 +609,7 @@ async fn write_loop(
     };
     // What was queued before the close (e.g. the error that explains it) goes first.
     let farewell = async {
-        while let Ok(queued) = rx.try_recv() {
-            sink.feed(WsMessage::Text(queued.frame)).await?;
-        }
+        write_batch(&mut sink, outbox.take()).await?;
         sink.send(WsMessage::Close(Some(frame))).await
     };
     if timeout(CLOSE_WRITE_TIMEOUT, farewell).await.is_err() {
@@ -549,28 +617,17 @@ async fn write_loop(
     }
 }
 
+/// Writes `batch` in order with one flush; the queue's memory is freed afterwards.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
-    rx: &mut mpsc::Receiver<Queued>,
-    first: Queued,
+    batch: VecDeque<Queued>,
 ) -> Result<(), axum::Error> {
-    let mut oldest = [first.at; WRITE_BATCH];
-    let mut n = 1;
-    sink.feed(WsMessage::Text(first.frame)).await?;
-    while n < WRITE_BATCH {
-        match rx.try_recv() {
-            Ok(queued) => {
-                oldest[n] = queued.at;
-                n += 1;
-                sink.feed(WsMessage::Text(queued.frame)).await?;
-            }
-            Err(_) => break,
-        }
+    if batch.is_empty() {
+        return Ok(());
     }
-    sink.flush().await?;
-    let now = std::time::Instant::now();
-    for at in &oldest[..n] {
-        metrics::delivery_latency(Transport::Ws, now - *at);
+    for queued in batch {
+        metrics::delivery_latency(Transport::Ws, queued.at.elapsed());
+        sink.feed(WsMessage::Text(queued.frame)).await?;
     }
-    Ok(())
+    sink.flush().await
 }

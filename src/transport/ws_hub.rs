@@ -2,13 +2,13 @@
 //! indexed by room, and the [`LocalFanout`] that encodes a delivery once and offers the
 //! same bytes to every recipient without waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -76,21 +76,41 @@ pub struct Queued {
 
 /// A connection's bounded queue of encoded frames. When full, frames are dropped and
 /// counted; a queue that stays full for the slow-consumer timeout closes the connection.
+/// The writer takes the whole queue at once, so an idle connection's queue holds no
+/// allocation at all.
 pub struct Outbox {
-    tx: mpsc::Sender<Queued>,
+    queue: Mutex<VecDeque<Queued>>,
+    capacity: usize,
+    ready: Notify,
     closer: Closer,
     /// Milliseconds since the hub's epoch when the queue was first found full; 0 = not full.
     full_since_ms: AtomicU64,
 }
 
 impl Outbox {
-    /// An outbox feeding `tx`, closing through `closer`.
-    pub fn new(tx: mpsc::Sender<Queued>, closer: Closer) -> Self {
+    /// An outbox of at most `capacity` frames, closing through `closer`.
+    pub fn new(capacity: usize, closer: Closer) -> Self {
         Self {
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
             closer,
             full_since_ms: AtomicU64::new(0),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Queued>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until frames were queued since the last [`Outbox::take`].
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Everything queued, in order, leaving the outbox empty (and unallocated).
+    pub fn take(&self) -> VecDeque<Queued> {
+        std::mem::take(&mut *self.lock())
     }
 }
 
@@ -199,29 +219,33 @@ impl WsHub {
 
     /// Offers `frame` to one outbox without waiting; returns whether it was queued.
     pub fn offer(&self, outbox: &Outbox, frame: Utf8Bytes) -> bool {
-        match outbox.tx.try_send(Queued {
-            frame,
-            at: Instant::now(),
-        }) {
-            Ok(()) => {
-                if outbox.full_since_ms.load(Ordering::Relaxed) != 0 {
-                    outbox.full_since_ms.store(0, Ordering::Relaxed);
-                }
-                true
+        if outbox.closer.is_closed() {
+            return false;
+        }
+        let mut queue = outbox.lock();
+        if queue.len() < outbox.capacity {
+            queue.push_back(Queued {
+                frame,
+                at: Instant::now(),
+            });
+            drop(queue);
+            outbox.ready.notify_one();
+            if outbox.full_since_ms.load(Ordering::Relaxed) != 0 {
+                outbox.full_since_ms.store(0, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                let now = (self.epoch.elapsed().as_millis() as u64).max(1);
-                let since = outbox.full_since_ms.load(Ordering::Relaxed);
-                if since == 0 {
-                    outbox.full_since_ms.store(now, Ordering::Relaxed);
-                } else if now - since >= self.slow_consumer_timeout.as_millis() as u64 {
-                    debug!("closing slow consumer");
-                    outbox.closer.close(close_code::POLICY, "slow consumer");
-                }
-                false
+            true
+        } else {
+            drop(queue);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let now = (self.epoch.elapsed().as_millis() as u64).max(1);
+            let since = outbox.full_since_ms.load(Ordering::Relaxed);
+            if since == 0 {
+                outbox.full_since_ms.store(now, Ordering::Relaxed);
+            } else if now - since >= self.slow_consumer_timeout.as_millis() as u64 {
+                debug!("closing slow consumer");
+                outbox.closer.close(close_code::POLICY, "slow consumer");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            false
         }
     }
 }

@@ -67,7 +67,7 @@ pub fn wire<A: Adapter>(builder: SocketIoBuilder<A>, settings: SioSettings) -> S
 }
 
 /// Read buffer of a socket.io WebSocket, in bytes (grows for larger frames).
-pub const WS_READ_BUFFER: usize = 1024;
+pub const WS_READ_BUFFER: usize = 512;
 
 /// State shared by the socket.io handlers.
 #[derive(Clone)]
@@ -142,40 +142,19 @@ pub async fn admit<A: Adapter>(
     // the connect handler in a task of its own, and an event arriving before it had
     // registered them would be dropped. The connect handler holds the first turn, so
     // events wait until it has registered the socket with the chat.
-    let line = Line::new();
-    socket
-        .extensions
-        .insert(ConnectTurn(Arc::new(std::sync::Mutex::new(Some(
-            Turn::next(&line),
-        )))));
-    socket.extensions.insert(line);
-    socket.on("room:join", on_join::<A>);
-    socket.on("room:leave", on_leave::<A>);
-    socket.on("message:send", on_send::<A>);
-    socket.on("message:history", on_history::<A>);
-    socket.on("message:edit", on_edit::<A>);
-    socket.on("message:delete", on_delete::<A>);
-    socket.on("presence:update", on_status::<A>);
-    socket.on("presence:list", on_presence_list::<A>);
-    socket.on("user:typing", on_typing::<A>);
-    socket.on_fallback(on_unknown::<A>);
+    socket.extensions.insert(Line::held_for_connect());
+    // One dispatcher rather than a handler per event: socketioxide keeps a map of
+    // handlers per socket, which would cost every connection about 700 bytes.
+    socket.on_fallback(on_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
-
-/// The connect handler's place in the socket's line (always the first).
-#[derive(Clone)]
-struct ConnectTurn(Arc<std::sync::Mutex<Option<Turn>>>);
 
 #[derive(Clone, Copy)]
 struct TokenExpiry(u64);
 
 /// The connect handler of namespace "/": registers the socket and its event handlers.
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
-    let turn = socket
-        .extensions
-        .get::<ConnectTurn>()
-        .and_then(|t| t.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     let sender = sender_of(&socket);
     let conn = sender.conn.clone();
     state.chat.connect(&sender, Transport::SocketIo);
@@ -190,7 +169,10 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<Si
         socket.extensions.insert(ExpiryTimer(stop.clone()));
         tokio::spawn(expire_at(socket.clone(), exp, stop));
     }
-    drop(turn);
+    // Events that arrived meanwhile may run now.
+    if let Some(line) = socket.extensions.get::<Arc<Line>>() {
+        line.release_first();
+    }
     info!(conn = %conn, user = %sender.user, transport = ?socket.transport_type(), "socket.io connected");
 }
 
@@ -271,16 +253,16 @@ async fn expire_at<A: Adapter>(socket: SocketRef<A>, exp: u64, stop: Cancellatio
 
 async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
+    state: SioState,
     turn: Turn,
-    TryData(req): TryData<JoinRequest>,
+    req: Result<JoinRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "room:join");
     if let Err(e) = turn.wait().await {
         return reply.send(Err(e));
     }
-    let req = match payload(req) {
+    let req = match req {
         Ok(req) => req,
         Err(e) => return reply.send(Err(e)),
     };
@@ -322,12 +304,12 @@ async fn on_join<A: Adapter>(
 
 async fn on_history<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
-    TryData(req): TryData<HistoryRequest>,
+    state: SioState,
+    req: Result<HistoryRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "message:history");
-    let result = match payload(req) {
+    let result = match req {
         Ok(req) => state
             .chat
             .history(
@@ -345,12 +327,12 @@ async fn on_history<A: Adapter>(
 
 async fn on_edit<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
-    TryData(req): TryData<EditRequest>,
+    state: SioState,
+    req: Result<EditRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "message:edit");
-    let result = match payload(req) {
+    let result = match req {
         Ok(req) => state
             .chat
             .edit(&sender_of(&socket), &req.room, req.id, req.content)
@@ -363,12 +345,12 @@ async fn on_edit<A: Adapter>(
 
 async fn on_delete<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
-    TryData(req): TryData<DeleteRequest>,
+    state: SioState,
+    req: Result<DeleteRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "message:delete");
-    let result = match payload(req) {
+    let result = match req {
         Ok(req) => state
             .chat
             .delete(&sender_of(&socket), &req.room, req.id)
@@ -381,13 +363,13 @@ async fn on_delete<A: Adapter>(
 
 async fn on_status<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
-    TryData(req): TryData<StatusRequest>,
+    state: SioState,
+    req: Result<StatusRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "presence:update");
     let sender = sender_of(&socket);
-    let result = match payload(req) {
+    let result = match req {
         Ok(req) => match state.gate.limit(Action::Presence, &sender) {
             Ok(()) => state
                 .chat
@@ -403,12 +385,12 @@ async fn on_status<A: Adapter>(
 
 async fn on_presence_list<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
-    TryData(req): TryData<RoomRequest>,
+    state: SioState,
+    req: Result<RoomRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "presence:list");
-    let result = match payload(req) {
+    let result = match req {
         Ok(req) => state
             .chat
             .presence_list(&sender_of(&socket), &req.room)
@@ -421,9 +403,9 @@ async fn on_presence_list<A: Adapter>(
 
 async fn on_typing<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
+    state: SioState,
     turn: Turn,
-    TryData(req): TryData<TypingRequest>,
+    req: Result<TypingRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "user:typing");
@@ -431,7 +413,7 @@ async fn on_typing<A: Adapter>(
         return reply.send(Err(e));
     }
     let sender = sender_of(&socket);
-    let result = payload(req).and_then(|req| {
+    let result = req.and_then(|req| {
         state.gate.limit(Action::Typing, &sender)?;
         state.chat.typing(&sender, &req.room, req.typing)?;
         Ok(json!({ "status": "ok" }))
@@ -442,16 +424,16 @@ async fn on_typing<A: Adapter>(
 
 async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
+    state: SioState,
     turn: Turn,
-    TryData(req): TryData<RoomRequest>,
+    req: Result<RoomRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "room:leave");
     if let Err(e) = turn.wait().await {
         return reply.send(Err(e));
     }
-    let result = payload(req).map(|req| {
+    let result = req.map(|req| {
         socket.leave(req.room.to_string());
         state.chat.leave(&sender_of(&socket), &req.room);
         json!({ "status": "ok", "room": req.room })
@@ -462,9 +444,9 @@ async fn on_leave<A: Adapter>(
 
 async fn on_send<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
+    state: SioState,
     turn: Turn,
-    TryData(req): TryData<SendRequest>,
+    req: Result<SendRequest, ChatError>,
     reply: Reply<A>,
 ) {
     metrics::message_in(Transport::SocketIo, "message:send");
@@ -472,7 +454,7 @@ async fn on_send<A: Adapter>(
         return reply.send(Err(e));
     }
     let sender = sender_of(&socket);
-    let posted = payload(req).and_then(|req| {
+    let posted = req.and_then(|req| {
         state.gate.limit(Action::Send, &sender)?;
         state.chat.post(&sender, req.room, req.content)
     });
@@ -496,9 +478,46 @@ async fn on_send<A: Adapter>(
     reply.send(result);
 }
 
-async fn on_unknown<A: Adapter>(socket: SocketRef<A>, Event(event): Event, reply: Reply<A>) {
+/// Routes a client event to its handler. The turn is taken for every event in arrival
+/// order; reads that need no ordering give it up at once.
+async fn on_event<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<SioState>,
+    Event(event): Event,
+    turn: Turn,
+    TryData(args): TryData<serde_json::Value>,
+    reply: Reply<A>,
+) {
+    match event.as_str() {
+        "room:join" => on_join(socket, state, turn, decode(args), reply).await,
+        "room:leave" => on_leave(socket, state, turn, decode(args), reply).await,
+        "message:send" => on_send(socket, state, turn, decode(args), reply).await,
+        "user:typing" => on_typing(socket, state, turn, decode(args), reply).await,
+        unordered => {
+            drop(turn);
+            match unordered {
+                "message:history" => on_history(socket, state, decode(args), reply).await,
+                "message:edit" => on_edit(socket, state, decode(args), reply).await,
+                "message:delete" => on_delete(socket, state, decode(args), reply).await,
+                "presence:update" => on_status(socket, state, decode(args), reply).await,
+                "presence:list" => on_presence_list(socket, state, decode(args), reply).await,
+                _ => on_unknown(socket, &event, reply),
+            }
+        }
+    }
+}
+
+/// The event's payload as `T`, or `INVALID_PAYLOAD`.
+fn decode<T: serde::de::DeserializeOwned>(
+    args: Result<serde_json::Value, ParserError>,
+) -> Result<T, ChatError> {
+    let args = args.map_err(|e| ChatError::invalid(e.to_string()))?;
+    serde_json::from_value(args).map_err(|e| ChatError::invalid(e.to_string()))
+}
+
+fn on_unknown<A: Adapter>(socket: SocketRef<A>, event: &str, reply: Reply<A>) {
     metrics::message_in(Transport::SocketIo, "unknown");
-    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(&event, 64)));
+    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(event, 64)));
     if reply.wants_ack() {
         reply::emit_error(&socket, &err);
     }
@@ -523,10 +542,6 @@ async fn on_disconnect<A: Adapter>(
     }
     drop(socket.extensions.remove::<Arc<ConnectionPermit>>());
     info!(conn = %conn, ?reason, "socket.io disconnected");
-}
-
-fn payload<T>(req: Result<T, ParserError>) -> Result<T, ChatError> {
-    req.map_err(|e| ChatError::invalid(e.to_string()))
 }
 
 /// One socket.io socket anywhere in the cluster.

@@ -45,9 +45,17 @@ pub struct Line {
 }
 
 impl Line {
-    /// An empty line.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// A line whose first place is taken by the connect handler, until
+    /// [`Line::release_first`].
+    pub fn held_for_connect() -> Arc<Self> {
+        let line = Self::default();
+        line.lock().places.push_back(Place::Open);
+        Arc::new(line)
+    }
+
+    /// Gives up the first place (the connect handler is done).
+    pub fn release_first(&self) {
+        self.leave(0);
     }
 
     fn lock(&self) -> MutexGuard<'_, Places> {
