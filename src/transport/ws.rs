@@ -35,6 +35,8 @@ use crate::telemetry::metrics;
 
 /// Read buffer of a raw WebSocket connection, in bytes (grows for larger frames).
 const WS_READ_BUFFER: usize = 1024;
+/// Bytes of queued frames the writer gathers into one socket write.
+const WS_WRITE_BATCH: usize = 8 * 1024;
 /// Longest wait for a close frame to be written.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -171,11 +173,11 @@ fn accept(
     let max = ctx.settings.max_message_bytes;
     let tracker = ctx.tracker.clone();
     // Small buffers: an idle connection costs a few KB instead of axum's 128 KiB read
-    // buffer; the writer batches frames itself.
+    // buffer. Frames queued together go out in one write of up to WS_WRITE_BATCH bytes.
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WS_WRITE_BATCH)
         .on_upgrade(move |socket| {
             let accepted = Accepted {
                 ctx,
