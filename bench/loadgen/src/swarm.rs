@@ -74,6 +74,8 @@ pub struct Stats {
     pub phases: Vec<Phase>,
     /// Deliveries per receiver slot.
     pub per_conn: Vec<u32>,
+    /// When any receiver last got a frame of any kind (us since the epoch).
+    pub last_frame_us: u64,
 }
 
 impl Stats {
@@ -119,6 +121,7 @@ async fn receive(mut conn: Conn, stats: Rc<RefCell<Stats>>, slot: usize) {
         let Ok((opcode, range)) = conn.next_frame().await else {
             return;
         };
+        stats.borrow_mut().last_frame_us = now_us();
         if opcode == TEXT {
             if let Some((sent, phase)) = stamp(conn.payload(range.clone())) {
                 stats.borrow_mut().record(sent, phase, slot);
@@ -180,6 +183,7 @@ impl Swarm {
                 })
                 .collect(),
             per_conn: vec![0; receivers],
+            last_frame_us: 0,
         }));
         let in_flight = std::sync::Arc::new(Semaphore::new(64));
         let (done_tx, mut done) = mpsc::unbounded_channel::<bool>();
@@ -227,6 +231,20 @@ impl Swarm {
             failed,
             pids,
         }
+    }
+
+    /// Waits until no receiver has had a frame for `quiet` (the joins' presence
+    /// announcements are over), at most `max_wait`.
+    pub async fn wait_quiet(&self, quiet: Duration, max_wait: Duration) {
+        let deadline = Instant::now() + max_wait;
+        while Instant::now() < deadline {
+            let idle_us = now_us().saturating_sub(self.stats.borrow().last_frame_us);
+            if idle_us >= quiet.as_micros() as u64 {
+                return;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("receivers still busy after {max_wait:?}");
     }
 
     /// The server processes being measured.
