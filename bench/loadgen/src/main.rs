@@ -94,7 +94,9 @@ async fn connect(a: &Args) -> Value {
         a.pids(),
     );
     let (rss_before, _) = server_stats(&pids);
-    let hist = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
+    let hist = Rc::new(RefCell::new(
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+    ));
     let (tx, mut done) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
