@@ -285,11 +285,20 @@ async fn socketio_cluster_operations_span_pods() {
     one.join("alpha").await;
     two.join("beta").await;
 
-    // Asked on either pod, the listing holds both pods' sockets and rooms.
+    // Asked on either pod, the listing holds both pods' sockets and rooms. The adapter
+    // counts the pods it waits for by their subscriptions, which a freshly started pod
+    // may not have made yet under load: ask again (bounded) until both answer.
     for pod in &pods {
-        let (status, body) = http_get(pod.addr, "/api/cluster/sockets").await;
-        assert_eq!(status, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).expect("json");
+        let deadline = Instant::now() + common::WAIT;
+        let v = loop {
+            let (status, body) = http_get(pod.addr, "/api/cluster/sockets").await;
+            assert_eq!(status, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).expect("json");
+            if v["count"] == 2 || Instant::now() >= deadline {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(v["count"], 2, "{v}");
         let ids: HashSet<&str> = v["sockets"]
             .as_array()
