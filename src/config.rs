@@ -24,6 +24,53 @@ pub enum RoomAcl {
     Claims,
 }
 
+/// A setting that holds a secret (a password in REDIS_URL, the JWT secret): never shown
+/// by `Debug`, `--help` or logs; [`Secret::expose`] hands the value to its one user.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the code that uses it (never for display).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the setting is empty (unset).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// chatwire: a realtime chat server speaking Socket.IO and raw WebSocket JSON.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chatwire", version, about, long_about = None)]
@@ -37,8 +84,14 @@ pub struct Config {
     pub port: u16,
 
     /// Redis URL for running several pods as one (empty: single node, in memory).
-    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", default_value = "")]
-    pub redis_url: String,
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub redis_url: Secret,
 
     /// Longest wait for any Redis call; past it the call counts as failed.
     #[arg(long, env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
@@ -56,7 +109,7 @@ pub struct Config {
         default_value = "",
         hide_env_values = true
     )]
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
 
     /// PEM public key (RSA or EC P-256) for verifying RS256 or ES256 tokens.
     #[arg(
@@ -138,6 +191,25 @@ pub struct Config {
     )]
     pub rate_connections_per_min: u32,
 
+    /// Requests that read the store or Redis (joins, history, edits, deletes, presence
+    /// lists, the HTTP history and listing routes) allowed per user per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_READS_PER_MIN",
+        value_name = "RATE_READS_PER_MIN",
+        default_value_t = 120
+    )]
+    pub rate_reads_per_min: u32,
+
+    /// The same requests allowed per client IP (IPv6: per /64) per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "RATE_READS_PER_IP_PER_MIN",
+        value_name = "RATE_READS_PER_IP_PER_MIN",
+        default_value_t = 600
+    )]
+    pub rate_reads_per_ip_per_min: u32,
+
     /// Open connections allowed in all (0: unlimited).
     #[arg(
         long,
@@ -155,6 +227,19 @@ pub struct Config {
         default_value_t = 256
     )]
     pub max_connections_per_ip: usize,
+
+    /// TCP connections per client IP whose first HTTP request is not complete yet (0: unlimited; trusted proxies are not counted).
+    #[arg(
+        long,
+        env = "MAX_UNFINISHED_REQUESTS_PER_IP",
+        value_name = "MAX_UNFINISHED_REQUESTS_PER_IP",
+        default_value_t = 64
+    )]
+    pub max_unfinished_requests_per_ip: usize,
+
+    /// Longest wait for an HTTP request's headers, and for the next request on an idle kept-alive connection.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", value_name = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
 
     /// Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed.
     #[arg(
@@ -295,10 +380,10 @@ impl Config {
         Self {
             host: IpAddr::from([0, 0, 0, 0]),
             port: 8084,
-            redis_url: String::new(),
+            redis_url: Secret::default(),
             redis_timeout: Duration::from_secs(1),
             auth_enabled: false,
-            jwt_secret: String::new(),
+            jwt_secret: Secret::default(),
             jwt_public_key_file: String::new(),
             jwt_algorithms: String::new(),
             jwt_issuer: String::new(),
@@ -309,8 +394,12 @@ impl Config {
             rate_typing_per_min: 10,
             rate_presence_per_min: 30,
             rate_connections_per_min: 10,
+            rate_reads_per_min: 120,
+            rate_reads_per_ip_per_min: 600,
             max_connections: 50000,
             max_connections_per_ip: 256,
+            max_unfinished_requests_per_ip: 64,
+            header_read_timeout: Duration::from_secs(10),
             trusted_proxies: String::new(),
             allowed_origins: "*".into(),
             demo_ui: true,
@@ -351,8 +440,11 @@ impl Config {
         if self.pong_timeout <= self.ping_interval {
             return bad("PONG_TIMEOUT", "must be longer than PING_INTERVAL");
         }
+        if self.header_read_timeout.is_zero() {
+            return bad("HEADER_READ_TIMEOUT", "must be greater than zero");
+        }
         if !self.redis_url.is_empty() {
-            if let Err(e) = crate::bus::redis::client_for(&self.redis_url) {
+            if let Err(e) = crate::bus::redis::client_for(self.redis_url.expose()) {
                 return bad("REDIS_URL", &e.0);
             }
         }
@@ -400,5 +492,17 @@ mod tests {
         let mut c = Config::defaults();
         c.send_buffer = 0;
         assert_eq!(c.validate().unwrap_err().key, "SEND_BUFFER");
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let mut c = Config::defaults();
+        c.redis_url = "redis://:hunter2@127.0.0.1:6379/0".into();
+        c.jwt_secret = "s3cr3t-signing-key".into();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert_eq!(c.redis_url.expose(), "redis://:hunter2@127.0.0.1:6379/0");
     }
 }

@@ -2,7 +2,6 @@
 //! graceful drain. [`run`] serves until the shutdown token is cancelled, then drains
 //! within SHUTDOWN_TIMEOUT.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,11 +26,14 @@ use crate::gate::{Gate, GateClock};
 use crate::store::memory::{MemoryHistory, MemoryPresence};
 use crate::store::redis::{RedisHistory, RedisPresence};
 use crate::store::Retention;
-use crate::transport::demo;
 use crate::transport::http::{self, HttpContext, SocketDirectory};
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
 use crate::transport::ws_hub::{close_code, WsHub};
+use crate::transport::{accept, demo};
+
+/// How often rate-limit keys back at their full allowance are forgotten.
+const FORGET_IDLE_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The socketioxide adapter used across pods.
 pub type ClusterAdapter = CustomRedisAdapter<Emitter, LinkDriver>;
@@ -83,7 +85,7 @@ pub async fn run_with_clock(
         .await;
     }
     let pod = Uuid::now_v7().to_string();
-    let link = RedisLink::open(&config.redis_url, config.redis_timeout)?;
+    let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
     let history = Arc::new(RedisHistory::new(link.clone(), retention));
     let stores = Stores {
         history: history.clone(),
@@ -195,12 +197,26 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
 
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-    let serve = axum::serve(
+    let server = tokio::spawn(accept::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { serve.await });
+        app,
+        gate.clone(),
+        config.header_read_timeout,
+        shutdown.clone(),
+    ));
+    // Rate-limit keys back at their full allowance are forgotten once a minute.
+    let forget = gate.clone();
+    let forgetting = shutdown.child_token();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FORGET_IDLE_KEYS_EVERY);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                () = forgetting.cancelled() => return,
+                _ = every.tick() => forget.forget_idle_keys(),
+            }
+        }
+    });
 
     shutdown.cancelled().await;
     info!(timeout = ?config.shutdown_timeout, "draining");
@@ -210,10 +226,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         close_socketio(&io, &chat).await;
         tracker.close();
         tracker.wait().await;
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "server ended with an error"),
-            Err(e) => warn!(error = %e, "server task failed"),
+        if let Err(e) = server.await {
+            warn!(error = %e, "server task failed");
         }
     };
     if tokio::time::timeout(config.shutdown_timeout, drain)

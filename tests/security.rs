@@ -185,6 +185,36 @@ async fn issuer_and_audience_are_checked_when_configured() {
     server.stop().await;
 }
 
+/// jsonwebtoken checks `iss` / `aud` only when present unless they are required: a
+/// token that leaves them out must not pass when JWT_ISSUER / JWT_AUDIENCE are set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_without_iss_or_aud_is_refused_when_they_are_configured() {
+    let mut config = hs256_config();
+    config.jwt_issuer = "https://auth.example".into();
+    config.jwt_audience = "chatwire".into();
+    let server = TestServer::start_with(config).await;
+    let no_iss = tokens::hs256(SECRET, &claims("ann", json!({ "aud": "chatwire" })));
+    refused_everywhere(&server, Some(&no_iss), "no iss").await;
+    let no_aud = tokens::hs256(
+        SECRET,
+        &claims("ann", json!({ "iss": "https://auth.example" })),
+    );
+    refused_everywhere(&server, Some(&no_aud), "no aud").await;
+    let neither = tokens::hs256(SECRET, &claims("ann", json!({})));
+    refused_everywhere(&server, Some(&neither), "neither").await;
+    server.stop().await;
+
+    // Only the configured one is required.
+    let mut config = hs256_config();
+    config.jwt_audience = "chatwire".into();
+    let server = TestServer::start_with(config).await;
+    let aud_only = tokens::hs256(SECRET, &claims("ann", json!({ "aud": "chatwire" })));
+    let _ok = SioClient::connect_with(&server.http_url(), "websocket", auth(&aud_only)).await;
+    let (_raw, _) = WsClient::connect(&server.ws_url(&format!("/ws?token={aud_only}"))).await;
+    refused_everywhere(&server, Some(&no_aud), "no aud, audience configured").await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_by_default_but_a_given_token_is_still_verified() {
     let mut config = test_config();
@@ -253,6 +283,64 @@ async fn user_rooms_are_private_and_acl_patterns_are_enforced() {
     b.send_json(json!({ "type": "chat", "room": "user:alice", "data": { "content": "x" } }))
         .await;
     assert_eq!(b.recv_type("error").await["data"]["code"], "CHANNEL_ERROR");
+    server.stop().await;
+}
+
+/// Under ROOM_ACL=claims a room-less (global) message reaches every connection, members
+/// of rooms the sender is not granted included: it needs the token's `"global": true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_messages_under_claims_acl_need_a_global_grant() {
+    let mut config = hs256_config();
+    config.room_acl = RoomAcl::Claims;
+    let server = TestServer::start_with(config).await;
+    let alice = tokens::hs256(SECRET, &claims("alice", json!({ "rooms": ["lobby"] })));
+    let bob = tokens::hs256(SECRET, &claims("bob", json!({ "rooms": ["team-1"] })));
+    let ops = tokens::hs256(
+        SECRET,
+        &claims("ops", json!({ "rooms": ["lobby"], "global": true })),
+    );
+    let (mut b, _) = WsClient::connect(&server.ws_url(&format!("/ws/team-1?token={bob}"))).await;
+
+    let mut a = SioClient::connect_with(&server.http_url(), "websocket", auth(&alice)).await;
+    let ack = a.send(None, "to everyone").await;
+    assert_eq!(
+        ack["code"], "FORBIDDEN",
+        "socket.io global without grant: {ack}"
+    );
+    let (mut a_raw, _) = WsClient::connect(&server.ws_url(&format!("/ws?token={alice}"))).await;
+    a_raw.chat("to everyone, raw").await;
+    let err = a_raw.recv_type("error").await;
+    assert_eq!(
+        err["data"]["code"], "FORBIDDEN",
+        "raw global without grant: {err}"
+    );
+
+    // A granted sender reaches bob; it is the first chat bob sees.
+    let mut o = SioClient::connect_with(&server.http_url(), "websocket", auth(&ops)).await;
+    let ack = o.send(None, "maintenance at noon").await;
+    assert_eq!(ack["status"], "ok", "{ack}");
+    let got = b.recv_type("chat").await;
+    assert_eq!(
+        (got["from"].clone(), got["data"]["content"].clone()),
+        (json!("ops"), json!("maintenance at noon")),
+        "bob saw an ungranted global first: {got}"
+    );
+    server.stop().await;
+
+    // Anonymous clients (tokens optional) have no grants at all under claims.
+    let mut config = test_config();
+    config.jwt_secret = SECRET.into();
+    config.room_acl = RoomAcl::Claims;
+    let server = TestServer::start_with(config).await;
+    let mut anon = SioClient::connect(&server.http_url(), "websocket").await;
+    assert_eq!(anon.send(None, "hi all").await["code"], "FORBIDDEN");
+    let ack = anon
+        .emit_ack("room:join", json!([{ "room": "lobby" }]))
+        .await;
+    assert_eq!(ack["code"], "FORBIDDEN", "{ack}");
+    let (mut raw, _) = WsClient::connect(&server.ws_url("/ws")).await;
+    raw.chat("hi all, raw").await;
+    assert_eq!(raw.recv_type("error").await["data"]["code"], "FORBIDDEN");
     server.stop().await;
 }
 

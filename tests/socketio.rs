@@ -204,9 +204,10 @@ async fn stuck_socketio_client(
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("upgrade");
+    // Engine.IO pings ("2") may come before any answer: they are skipped.
     let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
         match ws.next().await.expect("open").expect("frame") {
-            Message::Text(t) => return t.to_string(),
+            Message::Text(t) if t.as_str() != "2" => return t.to_string(),
             _ => continue,
         }
     };

@@ -2,6 +2,7 @@
 //! anonymous client) may join; with a room ACL, a user joins only rooms matching the
 //! patterns its token grants.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{ChatError, ConnId, RoomName};
@@ -65,6 +66,11 @@ pub struct Sender {
     pub anonymous: bool,
     /// With ROOM_ACL=claims: the rooms this user may join.
     pub allowed_rooms: Option<Arc<[RoomPattern]>>,
+    /// Whether this identity may send room-less (global) messages, which reach every
+    /// connection: always under ROOM_ACL=none; under claims only with `"global": true`.
+    pub may_post_globally: bool,
+    /// The client's address, for per-address rate limits (none for internal callers).
+    pub ip: Option<IpAddr>,
 }
 
 impl Sender {
@@ -76,6 +82,29 @@ impl Sender {
             name: None,
             anonymous: true,
             allowed_rooms: None,
+            may_post_globally: true,
+            ip: None,
+        }
+    }
+
+    /// An anonymous connection under ROOM_ACL=claims: no token, so no room grants and
+    /// no global messages.
+    pub fn anonymous_without_grants(conn: ConnId) -> Self {
+        Self {
+            allowed_rooms: Some(Arc::from(Vec::new())),
+            may_post_globally: false,
+            ..Self::anonymous(conn)
+        }
+    }
+
+    /// Whether this identity may send a room-less (global) message.
+    pub fn may_post_global(&self) -> Result<(), ChatError> {
+        if self.may_post_globally {
+            Ok(())
+        } else {
+            Err(ChatError::Forbidden(
+                "your token does not grant global messages (claim \"global\": true); send to a room".into(),
+            ))
         }
     }
 
@@ -156,5 +185,15 @@ mod tests {
         assert!(alice.may_join(&room("team-9")).is_ok());
         assert!(alice.may_join(&room("lobby")).is_err());
         assert!(alice.may_join(&room("user:alice")).is_ok());
+    }
+
+    #[test]
+    fn anonymous_clients_under_claims_have_no_grants() {
+        let anon = Sender::anonymous_without_grants(ConnId::new("c1"));
+        assert!(anon.may_join(&room("lobby")).is_err());
+        assert!(anon.may_post_global().is_err());
+        assert!(Sender::anonymous(ConnId::new("c2"))
+            .may_post_global()
+            .is_ok());
     }
 }

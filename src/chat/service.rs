@@ -211,10 +211,12 @@ impl ChatService {
         content: String,
     ) -> Result<Posted, ChatError> {
         self.check_content(&content)?;
-        if let Some(room) = &room {
-            if !self.membership.is_member(&sender.conn, room) {
+        match &room {
+            Some(room) if !self.membership.is_member(&sender.conn, room) => {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));
             }
+            Some(_) => {}
+            None => sender.may_post_global()?,
         }
         let message = Message::chat(room, sender.user.clone(), content);
         let size = message.to_json().len();

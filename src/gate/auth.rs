@@ -20,6 +20,8 @@ pub struct Claims {
     pub rooms: Arc<[RoomPattern]>,
     /// `exp`: expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// `global`: the user may send room-less messages under ROOM_ACL=claims.
+    pub global: bool,
 }
 
 #[derive(Deserialize)]
@@ -30,6 +32,8 @@ struct RawClaims {
     name: Option<String>,
     #[serde(default)]
     rooms: Option<Vec<String>>,
+    #[serde(default)]
+    global: bool,
 }
 
 /// Longest token accepted, in bytes.
@@ -79,17 +83,22 @@ impl Authenticator {
         validation.leeway = s.leeway_secs;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.required_spec_claims = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
+        // jsonwebtoken checks `iss` and `aud` only when the token has them, unless they
+        // are required: a configured issuer or audience makes the claim mandatory.
+        let mut required = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
         if s.issuer.is_empty() {
             validation.iss = None;
         } else {
             validation.set_issuer(&[s.issuer]);
+            required.insert("iss".to_owned());
         }
         if s.audience.is_empty() {
             validation.validate_aud = false;
         } else {
             validation.set_audience(&[s.audience]);
+            required.insert("aud".to_owned());
         }
+        validation.required_spec_claims = required;
         Ok(Self { key, validation })
     }
 
@@ -118,6 +127,7 @@ impl Authenticator {
             name: raw.name.map(|n| n.chars().take(128).collect()),
             rooms: rooms.into(),
             expires_at: raw.exp,
+            global: raw.global,
         })
     }
 }

@@ -14,7 +14,9 @@ use ipnet::IpNet;
 
 pub use auth::{AuthSettings, Authenticator, Claims, MAX_TOKEN_BYTES};
 pub use connections::{client_ip, parse_proxies, ConnectionCaps, ConnectionPermit, Origins};
-pub use limits::{Action, EventLimits, GateClock, Limit, MAX_TRACKED_KEYS};
+pub use limits::{
+    address_key, Action, BoundedStore, EventLimits, EventRates, GateClock, Limit, MAX_TRACKED_KEYS,
+};
 
 use crate::chat::{ChatError, ConnId, Sender};
 use crate::config::{Config, RoomAcl};
@@ -33,6 +35,7 @@ struct Inner {
     events: EventLimits,
     connects: Limit,
     caps: Arc<ConnectionCaps>,
+    unfinished: Arc<ConnectionCaps>,
     origins: Origins,
     proxies: Vec<IpNet>,
 }
@@ -78,7 +81,7 @@ impl Gate {
         }
         let auth = if has_key {
             Some(Authenticator::new(&AuthSettings {
-                secret: &config.jwt_secret,
+                secret: config.jwt_secret.expose(),
                 public_key_pem: pem.as_deref(),
                 algorithms: &config.jwt_algorithms,
                 issuer: &config.jwt_issuer,
@@ -93,13 +96,18 @@ impl Gate {
             auth_required: config.auth_enabled,
             acl_claims: config.room_acl == RoomAcl::Claims,
             events: EventLimits::new(
-                config.rate_messages_per_min,
-                config.rate_typing_per_min,
-                config.rate_presence_per_min,
+                EventRates {
+                    send: config.rate_messages_per_min,
+                    typing: config.rate_typing_per_min,
+                    presence: config.rate_presence_per_min,
+                    reads_per_user: config.rate_reads_per_min,
+                    reads_per_ip: config.rate_reads_per_ip_per_min,
+                },
                 &clock,
             ),
             connects: Limit::per_minute(config.rate_connections_per_min, clock),
             caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+            unfinished: ConnectionCaps::new(0, config.max_unfinished_requests_per_ip),
             origins: Origins::parse(&config.allowed_origins).map_err(|e| ("ALLOWED_ORIGINS", e))?,
             proxies: parse_proxies(&config.trusted_proxies).map_err(|e| ("TRUSTED_PROXIES", e))?,
         })))
@@ -115,25 +123,58 @@ impl Gate {
         client_ip(peer, headers, &self.0.proxies)
     }
 
+    /// Whether every connection needs a valid token (AUTH_ENABLED).
+    pub fn auth_required(&self) -> bool {
+        self.0.auth_required
+    }
+
     /// Checks the origin, the connection rate and caps for a new connection from `ip`.
     pub fn admit(&self, ip: IpAddr, headers: &HeaderMap) -> Result<ConnectionPermit, ChatError> {
         self.0.origins.check(headers)?;
+        let key = address_key(ip);
         self.0
             .connects
-            .check(&ip.to_string())
-            .and_then(|()| self.0.caps.admit(ip))
+            .check(&key.to_string())
+            .and_then(|()| self.0.caps.admit(key))
             .inspect_err(|_| crate::telemetry::metrics::rate_limited("connection"))
     }
 
-    /// Verifies `token` (required when AUTH_ENABLED) and names the connection's identity.
-    pub fn identify(&self, conn: ConnId, token: Option<&str>) -> Result<Admission, ChatError> {
+    /// Takes a place for a TCP connection from `peer` whose first request has not been
+    /// read yet (MAX_UNFINISHED_REQUESTS_PER_IP). Trusted proxies are not counted (`None`).
+    pub fn open_http(&self, peer: IpAddr) -> Result<Option<ConnectionPermit>, ChatError> {
+        if self.0.proxies.iter().any(|net| net.contains(&peer)) {
+            return Ok(None);
+        }
+        self.0.unfinished.admit(address_key(peer)).map(Some)
+    }
+
+    /// Forgets rate-limit keys that are back at their full allowance (run periodically).
+    pub fn forget_idle_keys(&self) {
+        self.0.events.forget_idle();
+        self.0.connects.forget_idle();
+    }
+
+    /// Verifies `token` (required when AUTH_ENABLED) and names the identity of a
+    /// connection (or HTTP caller) from `ip`.
+    pub fn identify(
+        &self,
+        conn: ConnId,
+        token: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Admission, ChatError> {
         let token = token.map(str::trim).filter(|t| !t.is_empty());
         let Some(token) = token else {
             if self.0.auth_required {
                 return Err(ChatError::AuthFailed("a token is required".into()));
             }
+            let mut sender = if self.0.acl_claims {
+                Sender::anonymous_without_grants(conn)
+            } else {
+                Sender::anonymous(conn)
+            };
+            sender.ip = Some(ip);
             return Ok(Admission {
-                sender: Sender::anonymous(conn),
+                sender,
                 expires_at: None,
             });
         };
@@ -150,14 +191,22 @@ impl Gate {
                 name: claims.name,
                 anonymous: false,
                 allowed_rooms: self.0.acl_claims.then_some(claims.rooms),
+                may_post_globally: !self.0.acl_claims || claims.global,
+                ip: Some(ip),
             },
             expires_at: Some(claims.expires_at),
         })
     }
 
-    /// Takes one `action` from `sender`'s allowance.
+    /// Takes one `action` from `sender`'s allowance (reads: also from its address's).
     pub fn limit(&self, action: Action, sender: &Sender) -> Result<(), ChatError> {
-        self.0.events.check(action, &sender.user)
+        // Anonymous reads count against the address only: an anonymous identity is a
+        // connection id (or "http"), which a client renews by reconnecting.
+        let user = match action {
+            Action::Read if sender.anonymous => None,
+            _ => Some(sender.user.as_str()),
+        };
+        self.0.events.check(action, user, sender.ip)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Plain HTTP endpoints: health, readiness, metrics, the history API and the cluster
 //! socket listing.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,14 +18,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::bus::{Bus, BusStatus};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::bodies::{error_response, page_body, DEFAULT_HISTORY_PAGE};
-use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName};
-use crate::gate::{bearer_token, Gate};
+use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender};
+use crate::gate::{bearer_token, Action, Gate};
 use crate::telemetry::metrics;
 use crate::transport::ws_hub::WsHub;
 
@@ -84,15 +85,50 @@ async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
 struct HistoryQuery {
     before: Option<String>,
     limit: Option<usize>,
+}
+
+/// The caller of an HTTP API route, identified as on the realtime transports (token
+/// from `Authorization: Bearer` or `?token=`, required when AUTH_ENABLED) and charged one
+/// read (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address). Refusals
+/// are the catalogue's JSON errors (401, 429).
+struct ApiCaller(Sender);
+
+#[derive(Deserialize)]
+struct TokenQuery {
     token: Option<String>,
+}
+
+impl FromRequestParts<HttpContext> for ApiCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &HttpContext) -> Result<Self, Response> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let ip = ctx.gate.client_ip(peer, &parts.headers);
+        let query_token = Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|Query(q)| q.token);
+        let token = bearer_token(&parts.headers).or(query_token.as_deref());
+        let caller = ctx
+            .gate
+            .identify(ConnId::new("http"), token, ip)
+            .map_err(|e| error_response(&e))?
+            .sender;
+        ctx.gate
+            .limit(Action::Read, &caller)
+            .map_err(|e| error_response(&e))?;
+        Ok(Self(caller))
+    }
 }
 
 /// `GET /api/rooms/{room}/messages?before=&limit=`: a page of history, under the same
 /// rules as the realtime transports (token when AUTH_ENABLED, user rooms, room ACL).
 async fn room_messages(
     State(ctx): State<HttpContext>,
+    ApiCaller(caller): ApiCaller,
     Path(room): Path<String>,
-    headers: HeaderMap,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Response {
     let result = async {
@@ -106,8 +142,6 @@ async fn room_messages(
             .map(Uuid::parse_str)
             .transpose()
             .map_err(|_| ChatError::invalid("before is not a message id"))?;
-        let token = bearer_token(&headers).or(query.token.as_deref());
-        let caller = ctx.gate.identify(ConnId::new("http"), token)?.sender;
         let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
         ctx.chat.history(&caller, &room, before, limit).await
     }
@@ -118,12 +152,21 @@ async fn room_messages(
     }
 }
 
-/// `GET /api/rooms`: rooms with members, and their member counts, across pods.
-async fn active_rooms(State(ctx): State<HttpContext>) -> Response {
+/// Whether `caller` may see `room` in a listing: only rooms it could join (so never
+/// another user's `user:` room, which would name that user, nor, under ROOM_ACL=claims,
+/// a room its token does not grant).
+fn listable(caller: &Sender, room: &str) -> bool {
+    RoomName::parse(room).is_ok_and(|room| caller.may_join(&room).is_ok())
+}
+
+/// `GET /api/rooms`: rooms with members, and their member counts, across pods; only
+/// rooms the caller could join.
+async fn active_rooms(State(ctx): State<HttpContext>, ApiCaller(caller): ApiCaller) -> Response {
     match ctx.chat.active_rooms().await {
         Ok(rooms) => {
             let rooms: Vec<Value> = rooms
                 .into_iter()
+                .filter(|(room, _)| listable(&caller, room.as_str()))
                 .map(|(room, members)| json!({ "room": room, "members": members }))
                 .collect();
             Json(json!({ "status": "ok", "rooms": rooms })).into_response()
@@ -132,13 +175,21 @@ async fn active_rooms(State(ctx): State<HttpContext>) -> Response {
     }
 }
 
-async fn cluster_sockets(State(ctx): State<HttpContext>) -> impl IntoResponse {
+/// `GET /api/cluster/sockets`: socket.io sockets and rooms on every pod; the same caller
+/// rules as `/api/rooms`.
+async fn cluster_sockets(State(ctx): State<HttpContext>, ApiCaller(caller): ApiCaller) -> Response {
     match ctx.directory.list().await {
-        Ok(body) => (StatusCode::OK, Json(body)),
+        Ok(mut body) => {
+            if let Some(rooms) = body.get_mut("rooms").and_then(Value::as_array_mut) {
+                rooms.retain(|room| room.as_str().is_some_and(|r| listable(&caller, r)));
+            }
+            (StatusCode::OK, Json(body)).into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "error", "code": ErrorCode::Internal, "message": e })),
-        ),
+        )
+            .into_response(),
     }
 }
 

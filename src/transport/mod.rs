@@ -2,6 +2,7 @@
 //! deliveries for its wire; transports never import each other, only the shared
 //! [`bodies`].
 
+pub mod accept;
 pub mod bodies;
 pub mod demo;
 pub mod http;

@@ -151,7 +151,7 @@ fn accept(
         .or(query_token.as_deref())
         .or(protocol_token);
     let conn = ConnId::new(Uuid::now_v7().to_string());
-    let admission = match ctx.gate.identify(conn, token) {
+    let admission = match ctx.gate.identify(conn, token, ip) {
         Ok(admission) => admission,
         Err(e) => return error_response(&e),
     };
@@ -394,6 +394,11 @@ impl Link<'_> {
 
     async fn request(&self, request_id: Option<&str>, request: Request) {
         let name = request.name();
+        if request.reads_store() {
+            if let Err(e) = self.ctx.gate.limit(Action::Read, self.sender) {
+                return self.error(&e, request_id);
+            }
+        }
         let result = match request {
             Request::Join { room, since: None } => {
                 if self.join(&room, request_id).await {

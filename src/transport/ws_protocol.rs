@@ -101,6 +101,12 @@ impl Request {
             Self::PresenceList { .. } => "presence:list",
         }
     }
+
+    /// Whether the request reads the store or Redis (and so counts against the read
+    /// rate limit): all but `room:leave`.
+    pub fn reads_store(&self) -> bool {
+        !matches!(self, Self::Leave { .. })
+    }
 }
 
 #[derive(Deserialize)]

@@ -35,6 +35,8 @@ pub fn test_config() -> Config {
     config.port = 0;
     config.rate_connections_per_min = 0;
     config.rate_messages_per_min = 0;
+    config.rate_reads_per_min = 0;
+    config.rate_reads_per_ip_per_min = 0;
     config.max_connections_per_ip = 0;
     config
 }
@@ -43,6 +45,8 @@ pub fn test_config() -> Config {
 pub const TEST_ENV: &[(&str, &str)] = &[
     ("RATE_CONNECTIONS_PER_MIN", "0"),
     ("RATE_MESSAGES_PER_MIN", "0"),
+    ("RATE_READS_PER_MIN", "0"),
+    ("RATE_READS_PER_IP_PER_MIN", "0"),
     ("MAX_CONNECTIONS_PER_IP", "0"),
 ];
 
@@ -902,4 +906,24 @@ pub async fn http_get_with(
     headers: &[(&str, &str)],
 ) -> (u16, String) {
     http_request(addr, "GET", path, headers, "").await
+}
+
+/// Polls `check` (every 50 ms) until it holds, failing the test with `what` after
+/// `within`: for state that changes without an event to await.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

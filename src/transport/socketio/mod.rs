@@ -15,7 +15,7 @@ use serde_json::json;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
-use socketioxide::{ParserError, SocketIoBuilder};
+use socketioxide::{ParserConfig, ParserError, SocketIoBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use uuid::Uuid;
@@ -51,11 +51,23 @@ pub struct SioSettings {
 /// socket.io's own default for [`SioSettings::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Applies the wire settings (heartbeat, payload and frame limits, buffers, connect
-/// timeout) to a socket.io builder: the product and the conformance server share this.
+/// Most binary attachments one socket.io packet may announce; more close the session.
+pub const MAX_ATTACHMENTS: usize = 16;
+/// Longest a packet may wait for its attachments: the next one after it closes the session.
+pub const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Applies the wire settings (heartbeat, payload and frame limits, attachment limits,
+/// buffers, connect timeout) to a socket.io builder: the product and the conformance
+/// server share this. A packet's binary attachments together may hold at most
+/// MAX_MESSAGE_BYTES (socketioxide's default would buffer 10 MB per session).
 pub fn wire<A: Adapter>(builder: SocketIoBuilder<A>, settings: SioSettings) -> SocketIoBuilder<A> {
     let frame_limit = settings.max_message_bytes + FRAME_SLACK_BYTES;
+    let parser = ParserConfig::common()
+        .max_incoming_binary_buf_size(settings.max_message_bytes)
+        .max_incoming_binaries(MAX_ATTACHMENTS)
+        .packet_completion_timeout(ATTACHMENT_TIMEOUT);
     builder
+        .with_parser(parser)
         .ping_interval(settings.ping_interval)
         .ping_timeout(settings.ping_timeout)
         .connect_timeout(settings.connect_timeout)
@@ -132,7 +144,7 @@ pub async fn admit<A: Adapter>(
         .as_deref()
         .or_else(|| bearer_token(&parts.headers));
     let conn = ConnId::new(socket.id.to_string());
-    let admission = state.gate.identify(conn, token).map_err(Refusal::new)?;
+    let admission = state.gate.identify(conn, token, ip).map_err(Refusal::new)?;
     socket.extensions.insert(admission.sender);
     socket.extensions.insert(Arc::new(permit));
     if let Some(exp) = admission.expires_at {
@@ -478,6 +490,16 @@ async fn on_send<A: Adapter>(
     reply.send(result);
 }
 
+/// Events that read the store or Redis: each takes one read from the sender's allowance
+/// (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address).
+const READ_EVENTS: [&str; 5] = [
+    "room:join",
+    "message:history",
+    "message:edit",
+    "message:delete",
+    "presence:list",
+];
+
 /// Routes a client event to its handler. The turn is taken for every event in arrival
 /// order; reads that need no ordering give it up at once.
 async fn on_event<A: Adapter>(
@@ -488,6 +510,13 @@ async fn on_event<A: Adapter>(
     TryData(args): TryData<serde_json::Value>,
     reply: Reply<A>,
 ) {
+    if READ_EVENTS.contains(&event.as_str()) {
+        if let Err(e) = state.gate.limit(Action::Read, &sender_of(&socket)) {
+            drop(turn);
+            metrics::message_in(Transport::SocketIo, "rate_limited");
+            return reply.send(Err(e));
+        }
+    }
     match event.as_str() {
         "room:join" => on_join(socket, state, turn, decode(args), reply).await,
         "room:leave" => on_leave(socket, state, turn, decode(args), reply).await,
