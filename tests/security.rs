@@ -438,7 +438,7 @@ async fn an_expiring_token_ends_the_connection_at_expiry() {
     let server = TestServer::start_with(config).await;
     let short = tokens::hs256(
         SECRET,
-        &claims("sam", json!({ "exp": tokens::now_plus(2) })),
+        &claims("sam", json!({ "exp": tokens::now_plus(5) })),
     );
     let mut sio = SioClient::connect_with(&server.http_url(), "websocket", auth(&short)).await;
     let (mut raw, _) = WsClient::connect(&server.ws_url(&format!("/ws?token={short}"))).await;
