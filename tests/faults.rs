@@ -45,6 +45,9 @@ const DRAIN: Duration = Duration::from_secs(12);
 /// A pod must know Redis is down this long into an outage (REDIS_TIMEOUT 1 s for the
 /// PING + 1 s heartbeat period + 1 s slack for a loaded machine).
 const DETECT: Duration = Duration::from_secs(3);
+/// `CLIENT KILL TYPE pubsub` rounds, and the pause between them.
+const KILL_ROUNDS: usize = 4;
+const KILL_GAP: Duration = Duration::from_millis(1500);
 /// How often /ready and /health are asked.
 const SAMPLE: Duration = Duration::from_millis(100);
 
@@ -52,7 +55,7 @@ const SAMPLE: Duration = Duration::from_millis(100);
 enum Fault {
     /// SIGSTOP for the duration, then SIGCONT.
     Pause(Duration),
-    /// `CLIENT KILL TYPE pubsub`.
+    /// `CLIENT KILL TYPE pubsub`, [`KILL_ROUNDS`] times.
     KillPubsub,
     /// SIGKILL, down for the duration, started again on the same port.
     Restart(Duration),
@@ -64,7 +67,7 @@ impl Fault {
     fn name(self) -> String {
         match self {
             Fault::Pause(d) => format!("pause {}s", d.as_secs()),
-            Fault::KillPubsub => "kill pubsub".to_owned(),
+            Fault::KillPubsub => format!("kill pubsub x{KILL_ROUNDS}"),
             Fault::Restart(d) => format!("restart ({}s down)", d.as_secs()),
             Fault::Blackhole(d) => format!("blackhole {}s", d.as_secs()),
         }
@@ -102,6 +105,50 @@ async fn redis_killed_and_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_to_redis_link_blackholed() {
     run(Fault::Blackhole(Duration::from_secs(6))).await;
+}
+
+/// Pub/sub is at most once: a push on its way to a pod when the pod's connection dies is
+/// gone, though the sender's ack said ok. Here deterministically: pod A's link goes
+/// through the proxy, which holds the push and then closes the connection. Once A is
+/// back it must deliver the message (from the room's history), once, before newer ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_flight_when_a_pods_connection_dies_still_reaches_it() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let proxy = Proxy::start(redis.port).await;
+    let pod_a = start_pods(1, &proxy.url(), &[]).await;
+    let pod_b = start_pods(1, &redis.url(), &[]).await;
+    let (mut a, _) = WsClient::connect(&pod_a[0].ws_url(&format!("/ws/{ROOM}"))).await;
+    let mut b = SioClient::connect(&pod_b[0].http_url(), "websocket").await;
+    b.join(ROOM).await;
+    let deadline = Instant::now() + common::WAIT;
+    while redis.numsub(&format!("realtime:room:{ROOM}")).await < 2 {
+        assert!(Instant::now() < deadline, "pods never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ack = b.send(Some(ROOM), "before").await;
+    assert_eq!(ack["status"], "ok", "{ack}");
+    assert_eq!(a.recv_type("chat").await["data"]["content"], "before");
+
+    proxy.set_open(false);
+    let ack = b.send(Some(ROOM), "in flight").await;
+    assert_eq!(ack["status"], "ok", "{ack}");
+    assert!(ack.get("degraded").is_none(), "stored and published: {ack}");
+    proxy.cut();
+    proxy.set_open(true);
+
+    let got = a.recv_type("chat").await;
+    assert_eq!(got["data"]["content"], "in flight", "{got}");
+    common::wait_for_health(pod_b[0].addr, |h| h["redis"] == "up").await;
+    common::wait_for_health(pod_a[0].addr, |h| h["redis"] == "up").await;
+    let ack = b.send(Some(ROOM), "after").await;
+    assert!(ack.get("degraded").is_none(), "{ack}");
+    let got = a.recv_type("chat").await;
+    assert_eq!(
+        got["data"]["content"], "after",
+        "no repeat, nothing else: {got}"
+    );
 }
 
 /// What the ack of one socket.io `message:send` said.
@@ -317,6 +364,8 @@ async fn monitor(addr: SocketAddr, stop: CancellationToken) -> Vec<Sample> {
 struct Proxy {
     port: u16,
     open: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    /// The pumps of the connections made so far.
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -342,11 +391,12 @@ impl Proxy {
                 }
             })
         };
-        tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(accept);
-        Self { port, open, tasks }
+        Self {
+            port,
+            open,
+            accept,
+            tasks,
+        }
     }
 
     fn url(&self) -> String {
@@ -357,13 +407,24 @@ impl Proxy {
     fn set_open(&self, open: bool) {
         self.open.send_replace(open);
     }
+
+    /// Closes every connection made so far; bytes held are lost.
+    fn cut(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            task.abort();
-        }
+        self.accept.abort();
+        self.cut();
     }
 }
 
@@ -518,13 +579,23 @@ async fn run(fault: Fault) {
             redis.signal("CONT").await;
         }
         Fault::KillPubsub => {
+            // Several rounds, each once the pods are back: reconnection races show up
+            // more often than in a single round.
             let mut conn = redis.connection().await.expect("redis connection");
-            let killed: u64 = redis::cmd("CLIENT")
-                .arg(&["KILL", "TYPE", "pubsub"][..])
-                .query_async(&mut conn)
-                .await
-                .expect("CLIENT KILL");
-            assert!(killed >= 2, "both pods' links are pub/sub clients: {killed}");
+            for round in 0..KILL_ROUNDS {
+                if round > 0 {
+                    tokio::time::sleep(KILL_GAP).await;
+                }
+                let killed: u64 = redis::cmd("CLIENT")
+                    .arg(&["KILL", "TYPE", "pubsub"][..])
+                    .query_async(&mut conn)
+                    .await
+                    .expect("CLIENT KILL");
+                assert!(
+                    killed >= 2,
+                    "both pods' links are pub/sub clients: {killed}"
+                );
+            }
         }
         Fault::Restart(d) => {
             redis.kill().await;
@@ -590,13 +661,19 @@ async fn run(fault: Fault) {
             }
             if !seen.insert((sender, *seq)) {
                 n.duplicated += 1;
-                failures.push(format!("{receiver}: duplicate {sender}:{seq}"));
+                failures.push(format!(
+                    "{receiver}: duplicate {sender}:{seq} at {:?} from the fault's start",
+                    at.duration_since(fault_start)
+                ));
                 continue;
             }
             if let Some(prev) = last.get(sender.as_str()) {
                 if seq < prev {
                     n.reordered += 1;
-                    failures.push(format!("{receiver}: {sender}:{seq} after {sender}:{prev}"));
+                    failures.push(format!(
+                        "{receiver}: {sender}:{seq} after {sender}:{prev} at {:?} from the fault's start",
+                        at.duration_since(fault_start)
+                    ));
                 }
             }
             let high = last.entry(sender).or_insert(*seq);
@@ -606,8 +683,7 @@ async fn run(fault: Fault) {
                 .get(sender)
                 .and_then(|s| s.get(*seq as usize))
                 .copied();
-            if pod_of(sender) != pod && sent_at.is_some_and(|t| t >= end) && first_after.is_none()
-            {
+            if pod_of(sender) != pod && sent_at.is_some_and(|t| t >= end) && first_after.is_none() {
                 first_after = Some(*at);
             }
         }
@@ -727,6 +803,14 @@ async fn run(fault: Fault) {
         n.resume
             .map_or_else(|| "never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
     );
+    if !failures.is_empty() {
+        for (i, pod) in pods.iter().enumerate() {
+            let log = pod.log.lock().map(|l| l.clone()).unwrap_or_default();
+            for line in log.iter().filter(|l| l.contains("redis")) {
+                eprintln!("pod {i}: {line}");
+            }
+        }
+    }
     assert!(
         failures.is_empty(),
         "{}: {} problems:\n{}",
