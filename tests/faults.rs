@@ -722,14 +722,6 @@ async fn run(fault: Fault) {
                     s.at.duration_since(fault_start)
                 ));
             }
-            if let (Some(ready), Some(health)) = (s.ready, &s.health) {
-                // Both answers come from the same knowledge, asked 1 request apart.
-                let down = health["redis"] == "down";
-                if (ready == 503) != down && s.at < end {
-                    // Flips between the two requests are possible; only note them.
-                    eprintln!("pod {pod}: /ready {ready} with redis {}", health["redis"]);
-                }
-            }
         }
         if let Some(outage) = fault.outage() {
             let noticed = samples
