@@ -465,3 +465,22 @@ impl Bus for RedisBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_ids_drop_repeats_and_forget_the_oldest_beyond_the_bound() {
+        let mut seen = Seen::default();
+        let first = Uuid::now_v7();
+        assert!(seen.insert(first));
+        assert!(!seen.insert(first), "a repeat is no news");
+        for _ in 0..SEEN_IDS {
+            assert!(seen.insert(Uuid::now_v7()));
+        }
+        assert_eq!(seen.order.len(), SEEN_IDS);
+        assert_eq!(seen.ids.len(), SEEN_IDS);
+        assert!(seen.insert(first), "the oldest id was forgotten");
+    }
+}

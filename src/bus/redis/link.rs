@@ -381,6 +381,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gap_markers_round_trip_and_never_match_a_real_channel() {
+        let marker = GapMarker {
+            ups: 7,
+            last_ok_ms: 1_764_000_000_123,
+        };
+        let (channel, payload) = marker.item();
+        assert_eq!(GapMarker::of(&channel, &payload), Some(marker));
+        assert_eq!(GapMarker::of("realtime:global", &payload), None);
+        assert_eq!(GapMarker::of("", b"short"), None);
+    }
+
+    #[test]
     fn urls_carry_user_password_db_and_tls() {
         let client = client_for("rediss://chat:s3cret@cache.internal:6380/2").unwrap();
         let info = client.get_connection_info();
