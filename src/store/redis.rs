@@ -15,7 +15,8 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::{
-    apply_edit, now_ms, page_of, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError,
+    apply_edit, message_ms, now_ms, page_of, HistoryPage, HistoryStore, PresenceStore, Retention,
+    StoreError,
 };
 use crate::bus::redis::RedisLink;
 use crate::bus::BusError;
@@ -26,6 +27,9 @@ impl From<BusError> for StoreError {
         StoreError::Unavailable(e.to_string())
     }
 }
+
+/// Messages [`RedisHistory::sent_since`] reads first, from the newest back.
+const RECENT_TAIL: usize = 64;
 
 fn history_key(room: &RoomName) -> String {
     format!("messages:{room}")
@@ -78,11 +82,32 @@ impl RedisHistory {
             .ignore();
     }
 
+    /// The retained messages of `room` whose id (UUID v7) was made at Unix ms
+    /// `since_ms` or later, oldest first.
+    pub async fn sent_since(
+        &self,
+        room: &RoomName,
+        since_ms: u64,
+    ) -> Result<Vec<Message>, StoreError> {
+        // Usually a short tail holds them all; read the whole list only when it may not.
+        let mut log = self.load_from(room, -(RECENT_TAIL as isize)).await?;
+        if log.len() >= RECENT_TAIL && log.first().is_some_and(|m| message_ms(&m.id) >= since_ms) {
+            log = self.load(room).await?;
+        }
+        log.retain(|m| message_ms(&m.id) >= since_ms);
+        Ok(log)
+    }
+
     async fn load(&self, room: &RoomName) -> Result<Vec<Message>, StoreError> {
+        self.load_from(room, 0).await
+    }
+
+    /// The messages from list index `start` (negative: from the end) to the newest.
+    async fn load_from(&self, room: &RoomName, start: isize) -> Result<Vec<Message>, StoreError> {
         let key = history_key(room);
         let raw: Vec<String> = self
             .link
-            .with_conn(|mut c| async move { c.lrange(key, 0, -1).await })
+            .with_conn(|mut c| async move { c.lrange(key, start, -1).await })
             .await?;
         let now = now_ms();
         Ok(raw

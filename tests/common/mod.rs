@@ -927,3 +927,24 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl SioClient {
+    /// Emits `event` asking for an ack without waiting for it; returns the ack number that
+    /// the later `{"type":"ack","ack":N,...}` (or `ack_timeout`) line carries.
+    pub async fn emit_ack_later(&mut self, event: &str, args: Value) -> u64 {
+        self.next_ack += 1;
+        let id = self.next_ack;
+        self.write(json!({ "op": "emit", "event": event, "args": args, "ack": id }))
+            .await;
+        id
+    }
+
+    /// The next line in arrival order (queued ones first); `None` once the node process
+    /// exited. No deadline of its own: the caller bounds it. Cancel-safe.
+    pub async fn next_line(&mut self) -> Option<Value> {
+        if let Some(line) = self.pending.pop_front() {
+            return Some(line);
+        }
+        self.lines.recv().await
+    }
+}

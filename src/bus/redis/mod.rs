@@ -8,4 +8,4 @@ mod link;
 
 pub use chat_bus::{channel_for, BusTasks, RedisBus, GLOBAL_CHANNEL, ROOM_CHANNEL_PREFIX};
 pub use driver::LinkDriver;
-pub use link::{client_for, ChanItem, RedisLink, UrlError, HEARTBEAT};
+pub use link::{client_for, ChanItem, GapMarker, RedisLink, UrlError, HEARTBEAT};
