@@ -4,12 +4,12 @@
 //! the product's upgrade settings with MAX_MESSAGE_BYTES = 1 MiB. The report, reduced to
 //! `{case: behavior}`, must equal tests/fixtures/autobahn-expected.json.
 //!
-//! Accepted, per Autobahn: behavior OK, NON-STRICT (a SHOULD not followed, e.g. invalid
-//! UTF-8 inside one frame found when the frame is complete, not as soon as it arrives:
-//! 6.4.3, 6.4.4) or INFORMATIONAL
-//! (behavior the RFC leaves open: 7.1.6, 7.13.1, 7.13.2), with a close verdict OK or INFORMATIONAL. Cases 9.x
-//! whose message is above the cap are FAILED by Autobahn's measure (no echo): each must
-//! have been closed by the server with 1009.
+//! Accepted, per Autobahn: behavior OK, NON-STRICT (a SHOULD not followed: invalid UTF-8
+//! inside one frame is found when the frame is complete, not as soon as it arrives; 6.4.3,
+//! 6.4.4) or INFORMATIONAL (behavior the RFC leaves open; 7.1.6, 7.13.1, 7.13.2), with a
+//! close verdict OK or INFORMATIONAL. The 9.x cases whose message is above the cap are
+//! FAILED by Autobahn's measure (no echo): each must have been closed by the server with
+//! 1009.
 
 mod common;
 
