@@ -3,6 +3,7 @@
 //!
 //! # Module map
 //! - [`conformance`]: the Socket.IO conformance server for the official protocol suites.
+//! - [`autobahn`]: the raw WebSocket echo server for the Autobahn RFC 6455 cases.
 //! - [`config`]: one typed `Config` from flags and env, validated.
 //! - [`server`]: wires state, router and socket.io layer; graceful drain.
 //! - [`healthcheck`]: `chatwire healthcheck`, the container probe.
@@ -37,6 +38,7 @@
 //! everyone in the order sent; socket.io events of one socket are taken in arrival order
 //! ([`transport::socketio::Turn`]) although socketioxide runs each in its own task.
 
+pub mod autobahn;
 pub mod bus;
 pub mod chat;
 pub mod config;

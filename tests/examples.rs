@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::{TestServer, WsClient, WAIT};
+use common::{venv_program, TestServer, WsClient, WAIT};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -69,7 +69,7 @@ async fn smoke(name: &str, mut cmd: Command, server: &TestServer) {
 }
 
 fn python_has(module: &str) -> bool {
-    std::process::Command::new("python3")
+    std::process::Command::new(venv_program("python3"))
         .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|s| s.success())
@@ -95,10 +95,10 @@ async fn node_socketio_example() {
 async fn python_socketio_example() {
     assert!(
         python_has("socketio") && python_has("aiohttp"),
-        "run `python3 -m pip install -r client-examples/python/requirements.txt` (scripts/test does it)"
+        "run scripts/test: it installs client-examples/python/requirements.txt into .venv/"
     );
     let server = TestServer::start().await;
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(venv_program("python3"));
     cmd.arg(examples().join("python/chat.py"))
         .arg(server.http_url())
         .arg("smoke");
@@ -110,10 +110,10 @@ async fn python_socketio_example() {
 async fn python_raw_websocket_example() {
     assert!(
         python_has("websockets"),
-        "run `python3 -m pip install -r client-examples/raw-websocket/requirements.txt` (scripts/test does it)"
+        "run scripts/test: it installs client-examples/raw-websocket/requirements.txt into .venv/"
     );
     let server = TestServer::start().await;
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(venv_program("python3"));
     cmd.arg(examples().join("raw-websocket/chat.py"))
         .arg(server.ws_url("/ws/smoke"));
     smoke("raw-websocket", cmd, &server).await;

@@ -170,24 +170,28 @@ fn accept(
     } else {
         ws
     };
-    let max = ctx.settings.max_message_bytes;
     let tracker = ctx.tracker.clone();
-    // Small buffers: an idle connection costs a few KB instead of axum's 128 KiB read
-    // buffer. Frames queued together go out in one write of up to WS_WRITE_BATCH bytes.
-    ws.max_message_size(max)
-        .max_frame_size(max)
+    configure(ws, ctx.settings.max_message_bytes).on_upgrade(move |socket| {
+        let accepted = Accepted {
+            ctx,
+            room,
+            since,
+            admission,
+            permit,
+        };
+        tracker.track_future(run_connection(socket, accepted))
+    })
+}
+
+/// The WebSocket settings of a raw connection, shared by the product routes and the
+/// Autobahn echo route: frames and messages above `max_message_bytes` fail (1009); small
+/// buffers, so an idle connection costs a few KB instead of axum's 128 KiB read buffer;
+/// frames queued together go out in one write of up to WS_WRITE_BATCH bytes.
+pub fn configure(ws: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    ws.max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BATCH)
-        .on_upgrade(move |socket| {
-            let accepted = Accepted {
-                ctx,
-                room,
-                since,
-                admission,
-                permit,
-            };
-            tracker.track_future(run_connection(socket, accepted))
-        })
 }
 
 /// A raw WebSocket connection after set-up: what it needs for the rest of its life.
@@ -571,8 +575,8 @@ fn frame_kind(decoded: &Result<ClientFrame, ChatError>) -> &'static str {
     }
 }
 
-/// The close code for a read error the client caused (too big, invalid UTF-8).
-fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
+/// The close code for a read error the client caused (too big, invalid UTF-8, protocol).
+pub fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
     match err.into_inner().downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Some((close_code::TOO_BIG, "message too big")),
         Some(tungstenite::Error::Utf8(_)) => Some((close_code::INVALID_DATA, "invalid utf-8")),

@@ -650,6 +650,19 @@ impl ServerProcess {
     }
 }
 
+/// A program of the repo's Python virtualenv (`.venv/bin/<name>`, which scripts/test
+/// makes) when it is there, else `<name>` from PATH.
+pub fn venv_program(name: &str) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 /// A `redis-server` of the test's own on a free loopback port; it can be killed and
 /// restarted on the same port. Never touches the machine's shared Redis.
 pub struct RedisServer {
