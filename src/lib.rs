@@ -16,6 +16,8 @@
 //! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
 //! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP (health, metrics,
 //!   history API, OpenAPI), the demo page.
+//! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
+//!   corpus-replay tests.
 //!
 //! # Life of a message
 //! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`)
@@ -43,6 +45,7 @@ pub mod bus;
 pub mod chat;
 pub mod config;
 pub mod conformance;
+pub mod fuzzing;
 pub mod gate;
 pub mod healthcheck;
 pub mod server;

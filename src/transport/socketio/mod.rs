@@ -5,6 +5,7 @@
 
 mod fanout;
 mod reply;
+mod requests;
 mod turn;
 
 use std::sync::Arc;
@@ -15,16 +16,20 @@ use serde_json::json;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
-use socketioxide::{ParserConfig, ParserError, SocketIoBuilder};
+use socketioxide::{ParserConfig, SocketIoBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
-use uuid::Uuid;
 
 pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
 pub use reply::{error_body, Reply, EVENT_ERROR};
+pub use requests::check_event_payload;
+use requests::{
+    decode, DeleteRequest, EditRequest, HistoryRequest, JoinRequest, RoomRequest, SendRequest,
+    StatusRequest, TypingRequest,
+};
 pub use turn::{Line, Turn};
 
-use crate::chat::{excerpt, ChatError, ChatService, ConnId, RoomName, Sender, Status, Transport};
+use crate::chat::{excerpt, ChatError, ChatService, ConnId, Sender, Transport};
 use crate::gate::{bearer_token, unix_now, Action, ConnectionPermit, Gate};
 use crate::telemetry::metrics;
 use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
@@ -193,58 +198,6 @@ fn sender_of<A: Adapter>(socket: &SocketRef<A>) -> Sender {
         .extensions
         .get::<Sender>()
         .unwrap_or_else(|| Sender::anonymous(ConnId::new(socket.id.to_string())))
-}
-
-#[derive(Deserialize)]
-struct RoomRequest {
-    room: RoomName,
-}
-
-#[derive(Deserialize)]
-struct JoinRequest {
-    room: RoomName,
-    #[serde(default)]
-    since: Option<Uuid>,
-}
-
-#[derive(Deserialize)]
-struct HistoryRequest {
-    room: RoomName,
-    #[serde(default)]
-    before: Option<Uuid>,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct EditRequest {
-    room: RoomName,
-    id: Uuid,
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct DeleteRequest {
-    room: RoomName,
-    id: Uuid,
-}
-
-#[derive(Deserialize)]
-struct StatusRequest {
-    status: Status,
-}
-
-#[derive(Deserialize)]
-struct TypingRequest {
-    room: RoomName,
-    typing: bool,
-}
-
-#[derive(Deserialize)]
-struct SendRequest {
-    #[serde(default)]
-    room: Option<RoomName>,
-    content: String,
 }
 
 #[derive(Clone)]
@@ -534,14 +487,6 @@ async fn on_event<A: Adapter>(
             }
         }
     }
-}
-
-/// The event's payload as `T`, or `INVALID_PAYLOAD`.
-fn decode<T: serde::de::DeserializeOwned>(
-    args: Result<serde_json::Value, ParserError>,
-) -> Result<T, ChatError> {
-    let args = args.map_err(|e| ChatError::invalid(e.to_string()))?;
-    serde_json::from_value(args).map_err(|e| ChatError::invalid(e.to_string()))
 }
 
 fn on_unknown<A: Adapter>(socket: SocketRef<A>, event: &str, reply: Reply<A>) {
