@@ -37,10 +37,11 @@ pub fn start(handle: PrometheusHandle) -> bool {
 /// Trims the heap when the memory resident but not in use grew by more than
 /// [`RETAINED_FREE_LIMIT`] (or an eighth of the heap in use) since the last check that
 /// trimmed. Resident memory, not the allocator's free count, is compared: trimmed pages
-/// still count as free for glibc, but no longer as resident.
+/// still count as free for glibc, but no longer as resident. The baseline starts at 0,
+/// so a churn that ends before the first check is trimmed too.
 #[derive(Debug, Default)]
 pub struct Trimmer {
-    baseline: Option<usize>,
+    baseline: usize,
 }
 
 impl Trimmer {
@@ -50,16 +51,14 @@ impl Trimmer {
             return false;
         };
         let unused = resident.saturating_sub(in_use);
-        let baseline = *self.baseline.get_or_insert(unused);
-        if unused < baseline {
-            self.baseline = Some(unused);
-        }
-        if unused.saturating_sub(baseline) < RETAINED_FREE_LIMIT.max(in_use / 8) {
+        // Memory taken up again lowers the baseline.
+        self.baseline = self.baseline.min(unused);
+        if unused - self.baseline < RETAINED_FREE_LIMIT.max(in_use / 8) {
             return false;
         }
         let released = heap::trim();
         let after = resident_bytes().map_or(unused, |r| r.saturating_sub(in_use));
-        self.baseline = Some(after);
+        self.baseline = after;
         debug!(
             in_use,
             resident, after, released, "gave free heap memory back"
