@@ -17,7 +17,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The process-wide recorder: `metrics` has one global recorder per process, so every
-/// server in the process shares it (installed on first use).
+/// server in the process shares it (installed on first use, with its
+/// [`upkeep`](super::upkeep) thread that drains histograms between scrapes).
 pub fn handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
@@ -28,6 +29,9 @@ pub fn handle() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            if !super::upkeep::start(handle.clone()) {
+                tracing::warn!("cannot start the metrics upkeep thread");
+            }
             Some(handle)
         })
         .clone()

@@ -1,9 +1,10 @@
 //! Telemetry: tracing initialisation (text, or JSON lines with the spec's fields),
 //! filtered by RUST_LOG, and
-//! the Prometheus [`metrics`].
+//! the Prometheus [`metrics`], and the process-wide memory [`upkeep`].
 
 mod json_log;
 pub mod metrics;
+pub mod upkeep;
 
 use std::io::IsTerminal;
 

@@ -9,6 +9,7 @@
 //! loadgen rooms    --hosts H[,H2..] --rooms 1 --size 1000 --rate 100 --secs 10 --pids P[,P2..]
 //! loadgen ramp     --hosts H --size 1000 --start 50000 --factor 1.5 --step-secs 3 --max-p99-ms 100
 //! loadgen overload --hosts H --size 1000 --rate 1000000 --secs 10 --probe-rate 20000 --probe-secs 5 --settle 30
+//! loadgen churn    --hosts H --proto sio|raw --n 2000 --rounds 5 --rooms 0 --chat 0|1 --settle-ms 1000 --pids PID
 //! loadgen scale    --hosts H1,..,H5 --rooms 200 --size 99 --first-room 0 --rate 2000
 //! ```
 //! `rooms` with `--rooms 1` is the fan-out scenario; several `--hosts` spread the receivers
@@ -16,6 +17,7 @@
 //! and deliveries/s for `ramp` and `overload`. Each run prints one JSON line of figures,
 //! including the generator's own CPU time. Every loop is bounded in count and time.
 
+mod churn;
 mod proc;
 mod swarm;
 mod wire;
@@ -320,6 +322,19 @@ fn main() {
             "ramp" => Some(ramp(&args).await),
             "overload" => Some(overload(&args).await),
             "scale" => Some(scale(&args).await),
+            "churn" => Some(
+                churn::run(&churn::Churn {
+                    host: args.list("hosts", "127.0.0.1:8084").remove(0),
+                    proto: args.proto(),
+                    n: args.get("n", 2000),
+                    rounds: args.get("rounds", 5),
+                    rooms: args.get("rooms", 0),
+                    chat: args.get("chat", 0u8) != 0,
+                    settle: Duration::from_millis(args.get("settle-ms", 1000)),
+                    pids: args.pids(),
+                })
+                .await,
+            ),
             _ => None,
         }
     });
@@ -330,7 +345,7 @@ fn main() {
                 println!("{f}");
             }
         }
-        None => eprintln!("usage: chatwire-loadgen connect|rooms|ramp|overload|scale --hosts H --proto sio|raw ..."),
+        None => eprintln!("usage: chatwire-loadgen connect|rooms|ramp|overload|scale|churn --hosts H --proto sio|raw ..."),
     }
     // Skip dropping thousands of connections one by one.
     std::process::exit(0);
