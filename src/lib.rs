@@ -8,18 +8,23 @@
 //! - [`server`]: wires state, router and socket.io layer; graceful drain.
 //! - [`healthcheck`]: `chatwire healthcheck`, the container probe.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
-//! - [`telemetry`]: log setup (text or JSON lines) and Prometheus metrics.
-//! - [`gate`]: admission (origin, caps, connection rate), JWT identity, event rate limits.
+//! - [`telemetry`]: log setup (text or JSON lines), Prometheus metrics, and the upkeep
+//!   thread that drains histograms and gives freed heap back to the system.
+//! - [`gate`]: admission (origin, caps, connection rate, unfinished requests), JWT
+//!   identity, event and read rate limits on bounded, fair tables.
 //! - [`chat`]: the domain: rooms, membership, messages and validation, room policy,
 //!   presence, typing, history rules and recovery, `ChatService`.
 //! - [`store`]: history and presence state: in memory, or in Redis across pods.
 //! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
-//! - [`transport`]: protocol edges: socket.io, raw WebSocket, HTTP (health, metrics,
-//!   history API, OpenAPI), the demo page.
+//! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
+//!   socket.io, raw WebSocket, HTTP (health, metrics, history API, OpenAPI), the demo page.
 //! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
 //!   corpus-replay tests.
 //!
 //! # Life of a message
+//! 0. [`transport::accept`] takes the TCP connection (a bounded number per address may
+//!    still be sending their first request, each within HEADER_READ_TIMEOUT) and hands
+//!    each request to the router.
 //! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`)
 //!    into a room and content; room names are parsed into `RoomName` at this edge.
 //! 2. The gate takes one from the sender's rate allowance; then
