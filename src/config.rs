@@ -97,6 +97,16 @@ pub struct Config {
     #[arg(long, env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub redis_timeout: Duration,
 
+    /// Other pods' messages waiting here for local delivery; beyond it they are dropped,
+    /// counted, and recovery on this pod reads the store until the next join.
+    #[arg(
+        long,
+        env = "BUS_INBOUND_QUEUE",
+        value_name = "BUS_INBOUND_QUEUE",
+        default_value_t = 8192
+    )]
+    pub bus_inbound_queue: usize,
+
     /// Require a valid token on every connection.
     #[arg(long, env = "AUTH_ENABLED", value_name = "AUTH_ENABLED", default_value_t = false, action = ArgAction::Set)]
     pub auth_enabled: bool,
@@ -382,6 +392,7 @@ impl Config {
             port: 8084,
             redis_url: Secret::default(),
             redis_timeout: Duration::from_secs(1),
+            bus_inbound_queue: 8192,
             auth_enabled: false,
             jwt_secret: Secret::default(),
             jwt_public_key_file: String::new(),
@@ -431,6 +442,9 @@ impl Config {
         if self.max_message_bytes < 256 {
             return bad("MAX_MESSAGE_BYTES", "must be at least 256");
         }
+        if self.bus_inbound_queue == 0 {
+            return bad("BUS_INBOUND_QUEUE", "must be at least 1");
+        }
         if self.send_buffer == 0 {
             return bad("SEND_BUFFER", "must be at least 1");
         }
@@ -443,10 +457,16 @@ impl Config {
         if self.header_read_timeout.is_zero() {
             return bad("HEADER_READ_TIMEOUT", "must be greater than zero");
         }
-        if !self.redis_url.is_empty() {
-            if let Err(e) = crate::bus::redis::client_for(self.redis_url.expose()) {
-                return bad("REDIS_URL", &e.0);
-            }
+        if !self.redis_url.is_empty()
+            && !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| self.redis_url.expose().starts_with(scheme))
+        {
+            // The rest of the URL is parsed when the link opens, at startup.
+            return bad(
+                "REDIS_URL",
+                "must start with redis://, rediss:// or unix://",
+            );
         }
         if self.history_limit == 0 {
             return bad("HISTORY_LIMIT", "must be at least 1");
@@ -463,7 +483,15 @@ impl Config {
         if self.redis_timeout.is_zero() {
             return bad("REDIS_TIMEOUT", "must be greater than zero");
         }
-        crate::gate::validate(self).map_err(|(key, reason)| ConfigError { key, reason })
+        // Keys themselves are read and parsed by the gate at startup.
+        let has_key = !self.jwt_secret.is_empty() || !self.jwt_public_key_file.is_empty();
+        if self.auth_enabled && !has_key {
+            return bad("AUTH_ENABLED", "needs JWT_SECRET or JWT_PUBLIC_KEY_FILE");
+        }
+        if self.room_acl == RoomAcl::Claims && !has_key {
+            return bad("ROOM_ACL", "claims needs JWT_SECRET or JWT_PUBLIC_KEY_FILE");
+        }
+        Ok(())
     }
 }
 
@@ -479,6 +507,7 @@ mod tests {
         assert_eq!(parsed.ping_interval, d.ping_interval);
         assert_eq!(parsed.pong_timeout, d.pong_timeout);
         assert_eq!(parsed.send_buffer, d.send_buffer);
+        assert_eq!(parsed.bus_inbound_queue, d.bus_inbound_queue);
         assert_eq!(parsed.max_message_bytes, d.max_message_bytes);
         assert!(d.validate().is_ok());
     }

@@ -13,9 +13,16 @@
 //! - [`gate`]: admission (origin, caps, connection rate, unfinished requests), JWT
 //!   identity, event and read rate limits on bounded, fair tables.
 //! - [`chat`]: the domain: rooms, membership, messages and validation, room policy,
-//!   presence, typing, history rules and recovery, `ChatService`.
-//! - [`store`]: history and presence state: in memory, or in Redis across pods.
-//! - [`bus`]: pod-to-pod fan-out: nothing to do on one node; Redis pub/sub across pods.
+//!   presence, typing, history rules and recovery, `ChatService`, and [`chat::ports`]:
+//!   the traits it needs from outside (the bus, the history store, the presence store).
+//!   It imports none of the modules below (tests/layering.rs checks).
+//! - [`redis`]: the pod's one Redis connection and the Redis key layout of histories,
+//!   shared by the bus and the stores, which never import each other.
+//! - [`bus`]: implements the chat's bus: nothing to do on one node, in memory between
+//!   in-process pods (tests), Redis pub/sub across pods; hands other pods' deliveries to
+//!   the chat's `Inbound`.
+//! - [`store`]: implements the chat's stores: history and presence in memory, or in
+//!   Redis across pods (atomic Lua scripts for presence).
 //! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
 //!   socket.io, raw WebSocket, HTTP (health, metrics, history API, OpenAPI), the demo page.
 //! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
@@ -31,14 +38,16 @@
 //!    [`chat::ChatService::post`] checks membership, size and content, stamps id (UUID
 //!    v7), timestamp and `from` (the connection's verified identity, never the client's
 //!    claim).
-//! 3. The chat hands one [`chat::Delivery`] to each transport's
-//!    [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
+//! 3. Under the lock of the room's shard (rooms of other shards never wait), the chat
+//!    records the message in the room's recent log and hands one [`chat::Delivery`] to
+//!    each transport's [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
 //!    once by socketioxide), the WebSocket hub encodes the JSON once and offers the same
 //!    bytes to each member's bounded outbox, skipping the sender, never waiting.
-//! 4. The chat stores it ([`store::HistoryStore`]) and queues it on the [`bus::Bus`] for
+//! 4. The chat stores it ([`chat::HistoryStore`]) and queues it on the [`chat::Bus`] for
 //!    other pods (Redis: stored then published, in order, pipelined); each other pod
-//!    subscribed to the room hands it to its own local fan-outs, exactly as in step 3,
-//!    with no origin to skip. The sender's ack waits for this step only.
+//!    subscribed to the room hands it to its chat ([`chat::Inbound`]), which delivers it
+//!    to its own local fan-outs exactly as in step 3, with no origin to skip. The
+//!    sender's ack waits for this step only.
 //! 5. Each connection's writer drains its outbox onto its socket.
 //!
 //! Nothing in steps 1-4 waits on a socket or on Redis, so a sender's messages reach
@@ -53,6 +62,7 @@ pub mod conformance;
 pub mod fuzzing;
 pub mod gate;
 pub mod healthcheck;
+pub mod redis;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -18,15 +18,19 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::bus::redis::{LinkDriver, RedisBus, RedisLink};
-use crate::bus::{Bus, LocalBus};
-use crate::chat::{ChatService, ChatSettings, LocalFanout, Stores, Transport};
+use crate::bus::memory::MemoryHub;
+use crate::bus::redis::RedisBus;
+use crate::bus::LocalBus;
+use crate::chat::{
+    Bus, ChatService, ChatSettings, Inbound, LocalFanout, Retention, Stores, Transport,
+};
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
+use crate::redis::RedisLink;
 use crate::store::memory::{MemoryHistory, MemoryPresence};
 use crate::store::redis::{RedisHistory, RedisPresence};
-use crate::store::Retention;
 use crate::transport::http::{self, HttpContext, SocketDirectory};
+use crate::transport::socketio::LinkDriver;
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::ws::{self, WsContext, WsSettings};
 use crate::transport::ws_hub::{close_code, WsHub};
@@ -46,6 +50,63 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     run_with_clock(listener, config, shutdown, GateClock::default()).await
+}
+
+/// Several pods in one process, joined by an in-memory bus and sharing in-memory
+/// stores, as pods share Redis (multi-pod tests without redis-server). Cheap to clone.
+#[derive(Clone)]
+pub struct InProcessCluster {
+    hub: MemoryHub,
+    history: Arc<MemoryHistory>,
+    presence: MemoryPresence,
+}
+
+impl InProcessCluster {
+    /// An empty cluster keeping each room's history under `retention`.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            hub: MemoryHub::default(),
+            history: Arc::new(MemoryHistory::new(retention)),
+            presence: MemoryPresence::default(),
+        }
+    }
+}
+
+/// Serves one pod of `cluster` on `listener` until `shutdown`, like [`run`].
+pub async fn run_in_process(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    cluster: InProcessCluster,
+) -> anyhow::Result<()> {
+    let gate = Gate::new(&config, GateClock::default())
+        .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
+    let bus = Arc::new(cluster.hub.pod());
+    let presence = cluster.presence.pod(&Uuid::now_v7().to_string());
+    let stores = Stores {
+        history: cluster.history,
+        presence: Arc::new(presence.clone()),
+    };
+    let attach = bus.clone();
+    let start = move |chat: Arc<ChatService>| {
+        let chat: Arc<dyn Inbound> = chat;
+        attach.attach(Arc::downgrade(&chat));
+        Links::default()
+    };
+    let result = serve_with(
+        listener,
+        config,
+        shutdown,
+        gate,
+        bus,
+        stores,
+        SocketIo::builder(),
+        start,
+    )
+    .await;
+    // A stopped pod's users no longer count anywhere.
+    presence.stop();
+    result
 }
 
 /// [`run`] with the rate limiters on `clock` (tests advance it instead of waiting).
@@ -80,15 +141,14 @@ pub async fn run_with_clock(
             bus,
             stores,
             builder,
-            |_| {},
+            |_| Links::default(),
         )
         .await;
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
-    let history = Arc::new(RedisHistory::new(link.clone(), retention));
     let stores = Stores {
-        history: history.clone(),
+        history: Arc::new(RedisHistory::new(link.clone(), retention)),
         presence: Arc::new(RedisPresence::new(
             link.clone(),
             pod.clone(),
@@ -99,11 +159,13 @@ pub async fn run_with_clock(
         link.clone(),
         pod.clone(),
         config.redis_timeout,
-        Some(history),
+        Some(retention),
+        config.bus_inbound_queue,
     );
     info!(%pod, "scale-out over redis");
-    let background = shutdown.child_token();
-    tokio::spawn(link.clone().heartbeat(background.clone()));
+    // Not children of `shutdown`: the drain stops them in order, after the connections.
+    let (bus_drain, link_stop) = (CancellationToken::new(), CancellationToken::new());
+    tokio::spawn(link.clone().heartbeat(link_stop.clone()));
     let adapter = RedisAdapterCtr::new_with_driver(
         LinkDriver(link),
         RedisAdapterConfig::new().with_request_timeout(config.redis_timeout),
@@ -111,7 +173,14 @@ pub async fn run_with_clock(
     let builder = SocketIo::builder().with_adapter::<ClusterAdapter>(adapter);
     let bus_for_run = bus.clone();
     let start = move |chat: Arc<ChatService>| {
-        tokio::spawn(bus_for_run.run(tasks, chat, background));
+        let inbound: Arc<dyn Inbound> = chat;
+        Links {
+            bus: Some((
+                bus_drain.clone(),
+                tokio::spawn(bus_for_run.run(tasks, inbound, bus_drain)),
+            )),
+            link_stop: Some(link_stop),
+        }
     };
     serve_with(
         listener, config, shutdown, gate, bus, stores, builder, start,
@@ -128,7 +197,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     bus: Arc<dyn Bus>,
     stores: Stores,
     builder: SocketIoBuilder<A>,
-    start_bus: impl FnOnce(Arc<ChatService>),
+    start_bus: impl FnOnce(Arc<ChatService>) -> Links,
 ) -> anyhow::Result<()> {
     let chat = Arc::new(ChatService::new(
         bus.clone(),
@@ -141,7 +210,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             history_limit: config.history_limit,
         },
     ));
-    start_bus(chat.clone());
+    let links = start_bus(chat.clone());
     tokio::spawn(chat.clone().run_background(shutdown.child_token()));
     // Messages dropped at full outboxes, by either transport.
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -221,13 +290,22 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     shutdown.cancelled().await;
     info!(timeout = ?config.shutdown_timeout, "draining");
     draining.store(true, Ordering::Relaxed);
+    let Links { bus, link_stop } = links;
     let drain = async {
+        // Stop accepting (the accept loop saw `shutdown`), close every connection, then
+        // publish (and store) everything already queued, then close the Redis link.
         hub.close_all(close_code::GOING_AWAY, "server shutting down");
         close_socketio(&io, &chat).await;
         tracker.close();
         tracker.wait().await;
         if let Err(e) = server.await {
             warn!(error = %e, "server task failed");
+        }
+        if let Some((drain_bus, task)) = bus {
+            drain_bus.cancel();
+            if let Err(e) = task.await {
+                warn!(error = %e, "bus task failed");
+            }
         }
     };
     if tokio::time::timeout(config.shutdown_timeout, drain)
@@ -236,8 +314,19 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     {
         warn!("drain did not finish within SHUTDOWN_TIMEOUT; exiting anyway");
     }
+    if let Some(link_stop) = link_stop {
+        link_stop.cancel();
+    }
     info!("stopped");
     Ok(())
+}
+
+/// What the drain stops after the connections: the bus (publishing what is queued) and
+/// then the Redis link.
+#[derive(Default)]
+struct Links {
+    bus: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    link_stop: Option<CancellationToken>,
 }
 
 /// The layers every request passes first: origin check, CORS, and detaching socket.io

@@ -111,11 +111,10 @@ async fn pods_subscribe_only_to_rooms_with_local_members() {
     // The last member on pod 2 leaves: pod 2 unsubscribes.
     drop(on2);
     wait_for_health(pods[1].addr, |h| h["rooms"] == 0).await;
-    let deadline = Instant::now() + common::WAIT;
-    while redis.numsub("realtime:room:X").await != 1 {
-        assert!(Instant::now() < deadline, "pod 2 never unsubscribed from X");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually("pod 2 unsubscribed from X", common::WAIT, || async {
+        redis.numsub("realtime:room:X").await == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,16 +288,13 @@ async fn socketio_cluster_operations_span_pods() {
     // counts the pods it waits for by their subscriptions, which a freshly started pod
     // may not have made yet under load: ask again (bounded) until both answer.
     for pod in &pods {
-        let deadline = Instant::now() + common::WAIT;
-        let v = loop {
+        let v = common::until("both pods in the listing", common::WAIT, || async {
             let (status, body) = http_get(pod.addr, "/api/cluster/sockets").await;
             assert_eq!(status, 200, "{body}");
             let v: Value = serde_json::from_str(&body).expect("json");
-            if v["count"] == 2 || Instant::now() >= deadline {
-                break v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            (v["count"] == 2).then_some(v)
+        })
+        .await;
         assert_eq!(v["count"], 2, "{v}");
         let ids: HashSet<&str> = v["sockets"]
             .as_array()

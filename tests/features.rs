@@ -518,21 +518,14 @@ async fn active_rooms_are_listed_across_pods() {
     let (_a, _) = WsClient::connect(&pods[0].ws_url("/ws/alpha")).await;
     let (_b, _) = WsClient::connect(&pods[1].ws_url("/ws/alpha")).await;
     let (_c, _) = WsClient::connect(&pods[1].ws_url("/ws/beta")).await;
-    let deadline = Instant::now() + common::WAIT;
-    loop {
+    let want = json!([{ "room": "alpha", "members": 2 }, { "room": "beta", "members": 1 }]);
+    common::eventually("both pods' rooms listed", common::WAIT, || async {
         let (status, raw) = common::http_get(pods[0].addr, "/api/rooms").await;
         assert_eq!(status, 200);
         let body: Value = serde_json::from_str(&raw).expect("json");
-        let rooms = &body["rooms"];
-        if rooms == &json!([{ "room": "alpha", "members": 2 }, { "room": "beta", "members": 1 }]) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw both pods' rooms: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        body["rooms"] == want
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use common::{wait_for_health, ServerProcess};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -120,12 +120,12 @@ async fn rss_returns_after_connection_churn() {
     );
 
     // The upkeep runs every 5 s: within 20 s at least half of the growth must be gone.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut now = rss_kb(pid);
-    while peak.saturating_sub(now) * 2 < churned && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        now = rss_kb(pid);
-    }
+    let settled = common::poll_until(Duration::from_secs(20), || async {
+        let now = rss_kb(pid);
+        (peak.saturating_sub(now) * 2 >= churned).then_some(now)
+    })
+    .await;
+    let now = settled.unwrap_or_else(|| rss_kb(pid));
     eprintln!("churn RSS: start {start} KB, peak {peak} KB, after {now} KB");
     assert!(
         peak.saturating_sub(now) * 2 >= churned,

@@ -23,6 +23,12 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl crate::telemetry::metrics::Label for ErrorCode {
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl ErrorCode {
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {

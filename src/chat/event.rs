@@ -2,6 +2,8 @@
 //! across pods. Transports map each kind to their wire (socket.io event name and
 //! payload; a `realtime.Message` frame).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -36,8 +38,8 @@ pub enum Status {
 pub enum ChatEvent {
     /// A new chat message (`message:new`).
     Message {
-        /// The message.
-        message: Message,
+        /// The message, shared (never copied) by the recent log and every delivery.
+        message: Arc<Message>,
     },
     /// A message was edited (`message:updated`).
     Updated {
@@ -75,7 +77,8 @@ impl ChatEvent {
     /// The room the event belongs to; `None` for global messages.
     pub fn room(&self) -> Option<&RoomName> {
         match self {
-            Self::Message { message } | Self::Updated { message } => message.room.as_ref(),
+            Self::Message { message } => message.room.as_ref(),
+            Self::Updated { message } => message.room.as_ref(),
             Self::Deleted { room, .. }
             | Self::Presence { room, .. }
             | Self::Typing { room, .. } => Some(room),

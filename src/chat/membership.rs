@@ -1,9 +1,12 @@
-//! Who is connected to this pod and which rooms each connection is in, for both
-//! transports. The bus learns from here when this pod gains or loses interest in a room.
+//! The one index of who is connected to this pod and which rooms each connection is
+//! in, for both transports: joins, leaves and disconnect cleanup happen here only. Local
+//! fan-outs read a room's live members (with each connection's mailbox) from here; the
+//! bus learns from here when this pod gains or loses interest in a room.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 
@@ -48,6 +51,22 @@ pub enum Transport {
     Ws,
 }
 
+impl Transport {
+    /// The transport as metrics and logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SocketIo => "socketio",
+            Self::Ws => "ws",
+        }
+    }
+}
+
+impl crate::telemetry::metrics::Label for Transport {
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// Effect of a membership change on this pod's interest in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
@@ -81,73 +100,185 @@ pub struct MembershipCounts {
     pub rooms: usize,
 }
 
+/// A transport's handle on one connection (the raw side's outbox), kept with its
+/// memberships so fan-out needs no second index. Opaque to the chat.
+pub type Mailbox = Arc<dyn Any + Send + Sync>;
+
+/// One connection in one room.
+#[derive(Clone)]
+pub struct Member {
+    transport: Transport,
+    mailbox: Option<Mailbox>,
+    /// Live members get deliveries; a recovering one is not live until its hand-over.
+    live: bool,
+}
+
 #[derive(Default)]
 struct Inner {
-    rooms: HashMap<RoomName, HashSet<ConnId>>,
+    rooms: HashMap<RoomName, HashMap<ConnId, Member>>,
     conns: HashMap<ConnId, Conn>,
 }
 
 struct Conn {
     transport: Transport,
     user: String,
+    mailbox: Option<Mailbox>,
     rooms: HashSet<RoomName>,
 }
 
-/// The local membership table. All operations are short critical sections.
+/// Who a delivery goes to: a room's live members, or every connection.
+pub struct Recipients<'a> {
+    inner: RwLockReadGuard<'a, Inner>,
+    room: Option<RoomName>,
+}
+
+impl Recipients<'_> {
+    /// Calls `f` with each recipient of `transport` and its mailbox.
+    pub fn for_each(&self, transport: Transport, mut f: impl FnMut(&ConnId, Option<&Mailbox>)) {
+        match &self.room {
+            Some(room) => {
+                for (conn, member) in self.inner.rooms.get(room).into_iter().flatten() {
+                    if member.live && member.transport == transport {
+                        f(conn, member.mailbox.as_ref());
+                    }
+                }
+            }
+            None => {
+                for (conn, c) in &self.inner.conns {
+                    if c.transport == transport {
+                        f(conn, c.mailbox.as_ref());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of recipients of both transports.
+    pub fn len(&self) -> usize {
+        match &self.room {
+            Some(room) => self
+                .inner
+                .rooms
+                .get(room)
+                .map_or(0, |m| m.values().filter(|m| m.live).count()),
+            None => self.inner.conns.len(),
+        }
+    }
+
+    /// Whether there is no recipient.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `conn` is a recipient.
+    pub fn contains(&self, conn: &ConnId) -> bool {
+        match &self.room {
+            Some(room) => self
+                .inner
+                .rooms
+                .get(room)
+                .and_then(|m| m.get(conn))
+                .is_some_and(|m| m.live),
+            None => self.inner.conns.contains_key(conn),
+        }
+    }
+}
+
+/// The local membership table. All operations are short critical sections; deliveries
+/// read it concurrently.
 #[derive(Default)]
 pub struct Membership {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 impl Membership {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> RwLockWriteGuard<'_, Inner> {
         // A panic while holding this lock cannot leave it half-updated in a way that
         // matters more than stopping the chat: keep serving with the data as it is.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection of `user` (in no room yet).
-    pub fn connect(&self, conn: ConnId, transport: Transport, user: &str) {
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection of `user` (in no room yet), with its transport's
+    /// `mailbox` for fan-out.
+    pub fn connect(
+        &self,
+        conn: ConnId,
+        transport: Transport,
+        user: &str,
+        mailbox: Option<Mailbox>,
+    ) {
         self.lock().conns.insert(
             conn,
             Conn {
                 transport,
                 user: user.to_owned(),
+                mailbox,
                 rooms: HashSet::new(),
             },
         );
     }
 
+    /// The recipients of a delivery to `room` (every connection when `None`), read while
+    /// the returned value lives.
+    pub fn recipients(&self, room: Option<&RoomName>) -> Recipients<'_> {
+        Recipients {
+            inner: self.read(),
+            room: room.cloned(),
+        }
+    }
+
+    /// Makes `conn`, a member of `room`, get deliveries from now on; its transport, when
+    /// it was not live yet.
+    pub fn set_live(&self, conn: &ConnId, room: &RoomName) -> Option<Transport> {
+        let mut inner = self.lock();
+        let member = inner.rooms.get_mut(room)?.get_mut(conn)?;
+        (!std::mem::replace(&mut member.live, true)).then_some(member.transport)
+    }
+
     /// How many of `user`'s connections are in `room`.
     pub fn user_conns_in(&self, room: &RoomName, user: &str) -> usize {
-        let inner = self.lock();
+        let inner = self.read();
         inner.rooms.get(room).map_or(0, |members| {
             members
-                .iter()
+                .keys()
                 .filter(|c| inner.conns.get(*c).is_some_and(|c| c.user == user))
                 .count()
         })
     }
 
+    /// The transport of `conn`, when it is connected.
+    pub fn transport_of(&self, conn: &ConnId) -> Option<Transport> {
+        self.read().conns.get(conn).map(|c| c.transport)
+    }
+
     /// The rooms `conn` is in.
     pub fn rooms_of(&self, conn: &ConnId) -> Vec<RoomName> {
-        self.lock()
+        self.read()
             .conns
             .get(conn)
             .map(|c| c.rooms.iter().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// Adds `conn` to `room`: whether it was not a member yet, and the pod's interest.
-    /// `None` when the connection is unknown.
+    /// Adds `conn` to `room` (not live yet: see [`Membership::set_live`]): whether it was
+    /// not a member yet, and the pod's interest. `None` when the connection is unknown.
     pub fn join(&self, conn: &ConnId, room: &RoomName) -> Option<(bool, Interest)> {
         let mut inner = self.lock();
         let entry = inner.conns.get_mut(conn)?;
         if !entry.rooms.insert(room.clone()) {
             return Some((false, Interest::Unchanged));
         }
+        let member = Member {
+            transport: entry.transport,
+            mailbox: entry.mailbox.clone(),
+            live: false,
+        };
         let members = inner.rooms.entry(room.clone()).or_default();
-        members.insert(conn.clone());
+        members.insert(conn.clone(), member);
         Some(if members.len() == 1 {
             (true, Interest::Gained)
         } else {
@@ -190,12 +321,12 @@ impl Membership {
 
     /// Open connections of both transports.
     pub fn connection_count(&self) -> usize {
-        self.lock().conns.len()
+        self.read().conns.len()
     }
 
     /// Every connection of the given transport.
     pub fn connections_of(&self, transport: Transport) -> Vec<ConnId> {
-        self.lock()
+        self.read()
             .conns
             .iter()
             .filter(|(_, c)| c.transport == transport)
@@ -205,7 +336,7 @@ impl Membership {
 
     /// Whether `conn` is in `room`.
     pub fn is_member(&self, conn: &ConnId, room: &RoomName) -> bool {
-        self.lock()
+        self.read()
             .conns
             .get(conn)
             .is_some_and(|c| c.rooms.contains(room))
@@ -213,13 +344,13 @@ impl Membership {
 
     /// Number of local members of `room`.
     pub fn room_size(&self, room: &RoomName) -> usize {
-        self.lock().rooms.get(room).map_or(0, HashSet::len)
+        self.read().rooms.get(room).map_or(0, HashMap::len)
     }
 
     /// Rooms with local members, with their member counts, sorted by name.
     pub fn rooms(&self) -> Vec<(RoomName, usize)> {
         let mut rooms: Vec<_> = self
-            .lock()
+            .read()
             .rooms
             .iter()
             .map(|(r, m)| (r.clone(), m.len()))
@@ -230,7 +361,7 @@ impl Membership {
 
     /// Connection and room counts.
     pub fn counts(&self) -> MembershipCounts {
-        let inner = self.lock();
+        let inner = self.read();
         let mut counts = MembershipCounts {
             rooms: inner.rooms.len(),
             ..Default::default()
@@ -246,7 +377,7 @@ impl Membership {
 }
 
 fn remove_from_room(
-    rooms: &mut HashMap<RoomName, HashSet<ConnId>>,
+    rooms: &mut HashMap<RoomName, HashMap<ConnId, Member>>,
     conn: &ConnId,
     room: &RoomName,
 ) -> Interest {
@@ -274,8 +405,8 @@ mod tests {
     fn interest_follows_first_join_and_last_leave() {
         let m = Membership::default();
         let (a, b) = (ConnId::new("a"), ConnId::new("b"));
-        m.connect(a.clone(), Transport::Ws, "ann");
-        m.connect(b.clone(), Transport::SocketIo, "bob");
+        m.connect(a.clone(), Transport::Ws, "ann", None);
+        m.connect(b.clone(), Transport::SocketIo, "bob", None);
         assert_eq!(m.join(&a, &room("r")), Some((true, Interest::Gained)));
         assert_eq!(m.join(&a, &room("r")), Some((false, Interest::Unchanged)));
         assert_eq!(m.join(&b, &room("r")), Some((true, Interest::Unchanged)));

@@ -1,6 +1,6 @@
 //! Local presence bookkeeping: how many of a user's connections are in each room on this
 //! pod, their status, and the grace timers that keep a quick reconnect silent. The
-//! cluster-wide truth lives in a [`crate::store::PresenceStore`].
+//! cluster-wide truth lives in a [`super::PresenceStore`].
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -19,6 +19,9 @@ pub struct Local {
     pub status: Status,
     /// Pending offline announcement, cancelled by a quick reconnect.
     pub grace: Option<CancellationToken>,
+    /// Whether the presence store has this pod's record of the user (and "online" was
+    /// decided): until then, the heartbeat writes it again.
+    pub recorded: bool,
 }
 
 /// What a join means for presence.
@@ -50,6 +53,7 @@ impl LocalPresence {
                 user: user.clone(),
                 status: Status::Online,
                 grace: None,
+                recorded: false,
             });
         entry.conns += 1;
         if let Some(grace) = entry.grace.take() {
@@ -84,6 +88,34 @@ impl LocalPresence {
             return entries.remove(&key).map(|e| e.user);
         }
         None
+    }
+
+    /// Notes that the store has this pod's record of `user` in `room`; `false` when it
+    /// already had it (so "online" was announced already) or the user is gone.
+    pub fn recorded(&self, room: &RoomName, user: &str) -> bool {
+        self.lock()
+            .get_mut(&(room.clone(), user.to_owned()))
+            .is_some_and(|e| !std::mem::replace(&mut e.recorded, true))
+    }
+
+    /// Notes that the store may have lost this pod's records (a failed write).
+    pub fn unrecord(&self, room: &RoomName, user: &str) {
+        if let Some(e) = self.lock().get_mut(&(room.clone(), user.to_owned())) {
+            e.recorded = false;
+        }
+    }
+
+    /// Every user counted online here (connected, or within the grace), by room.
+    pub fn snapshot(&self) -> Vec<(RoomName, UserRef, Status)> {
+        self.lock()
+            .iter()
+            .map(|((room, _), e)| (room.clone(), e.user.clone(), e.status))
+            .collect()
+    }
+
+    /// Whether `user` is counted online in `room` here.
+    pub fn contains(&self, room: &RoomName, user: &str) -> bool {
+        self.lock().contains_key(&(room.clone(), user.to_owned()))
     }
 
     /// Sets `user`'s status in every room they are in here; returns those rooms.

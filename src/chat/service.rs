@@ -1,11 +1,12 @@
 //! [`ChatService`]: the use cases both transports call. Membership and posting are
 //! synchronous and never wait, so calls made in one order are delivered everywhere in
-//! that order; history, presence and recovery talk to the stores asynchronously.
+//! that order; history and recovery talk to the stores asynchronously. Presence
+//! announcements live in `announce.rs`.
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -13,12 +14,15 @@ use super::presence::{Joined, LocalPresence};
 use super::recent::Recent;
 use super::typing::TypingTracker;
 use super::{
-    now_rfc3339, ChatError, ChatEvent, ConnId, Delivery, Interest, LocalFanout, Membership,
-    Message, RoomName, Sender, Status, Transport, UserRef,
+    now_rfc3339, Bus, BusStatus, ChatError, ChatEvent, ConnId, Delivery, Encodings, HistoryPage,
+    HistoryStore, Inbound, Interest, LocalFanout, Mailbox, Membership, Message, PresenceStore,
+    Receipt, RoomName, Sender, Transport,
 };
-use crate::bus::{Bus, Receipt};
-use crate::store::{HistoryPage, HistoryStore, PresenceStore};
 use crate::telemetry::metrics;
+
+/// Locks over local fan-out: deliveries to rooms of different shards never wait for
+/// each other; deliveries to one room are handed over in one order.
+const DELIVERY_SHARDS: usize = 64;
 
 /// Most messages one history request returns.
 pub const MAX_HISTORY_PAGE: usize = 100;
@@ -60,14 +64,20 @@ pub struct Stores {
 pub struct ChatService {
     membership: Membership,
     fanouts: OnceLock<Vec<Arc<dyn LocalFanout>>>,
-    bus: Arc<dyn Bus>,
-    settings: ChatSettings,
+    pub(super) bus: Arc<dyn Bus>,
+    pub(super) settings: ChatSettings,
     history: Arc<dyn HistoryStore>,
-    presence_store: Arc<dyn PresenceStore>,
-    presence: LocalPresence,
-    typing: TypingTracker,
-    /// Also the delivery lock: local deliveries and recovery hand-overs never interleave.
-    recent: Mutex<Recent>,
+    pub(super) presence_store: Arc<dyn PresenceStore>,
+    pub(super) presence: LocalPresence,
+    pub(super) typing: TypingTracker,
+    /// Per shard of rooms, also the delivery lock: local deliveries to a room and
+    /// recovery hand-overs in it never interleave.
+    recent: Box<[Mutex<Recent>]>,
+    /// Orders global deliveries.
+    global: Mutex<()>,
+    shard_of: std::collections::hash_map::RandomState,
+    /// Presence changes the store missed, applied by the next sync.
+    pub(super) presence_unsynced: super::announce::Unsynced,
 }
 
 impl ChatService {
@@ -83,7 +93,12 @@ impl ChatService {
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
-            recent: Mutex::new(Recent::new(settings.history_limit)),
+            recent: (0..DELIVERY_SHARDS)
+                .map(|_| Mutex::new(Recent::new(settings.history_limit)))
+                .collect(),
+            global: Mutex::new(()),
+            shard_of: std::collections::hash_map::RandomState::new(),
+            presence_unsynced: Default::default(),
         }
     }
 
@@ -99,41 +114,78 @@ impl ChatService {
         &self.membership
     }
 
-    fn recent(&self) -> MutexGuard<'_, Recent> {
-        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    /// The delivery lock and recent log of `room`'s shard.
+    fn recent(&self, room: &RoomName) -> MutexGuard<'_, Recent> {
+        let shard = (self.shard_of.hash_one(room) as usize) % self.recent.len();
+        self.recent[shard].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection.
-    pub fn connect(&self, sender: &Sender, transport: Transport) {
+    /// Drops expired history (stores that expire by themselves do nothing).
+    pub(super) fn history_sweep(&self) {
+        self.history.sweep();
+    }
+
+    /// Registers a new connection, with its transport's `mailbox` for fan-out.
+    pub fn connect(&self, sender: &Sender, transport: Transport, mailbox: Option<Mailbox>) {
         self.membership
-            .connect(sender.conn.clone(), transport, &sender.user);
+            .connect(sender.conn.clone(), transport, &sender.user, mailbox);
         metrics::connected(transport);
     }
 
     /// Adds the connection to `room` if its identity may join it. The receipt settles
     /// once messages other pods send to `room` reach this pod.
     pub fn join(self: &Arc<Self>, sender: &Sender, room: &RoomName) -> Result<Receipt, ChatError> {
+        let receipt = self.enter(sender, room)?;
+        self.go_live(&sender.conn, room);
+        Ok(receipt)
+    }
+
+    /// Makes a member of `room` get deliveries, telling the transports.
+    fn go_live(&self, conn: &ConnId, room: &RoomName) {
+        if let Some(transport) = self.membership.set_live(conn, room) {
+            for fanout in self.fanouts() {
+                fanout.joined(conn, transport, room);
+            }
+        }
+    }
+
+    fn fanouts(&self) -> &[Arc<dyn LocalFanout>] {
+        self.fanouts.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Adds the connection to `room`, not live yet.
+    fn enter(self: &Arc<Self>, sender: &Sender, room: &RoomName) -> Result<Receipt, ChatError> {
         sender.may_join(room)?;
         let receipt = match self.membership.join(&sender.conn, room) {
             None => return Err(ChatError::Internal("connection is not registered".into())),
-            Some((true, Interest::Gained)) => self.bus.interest(room, true),
+            Some((true, Interest::Gained)) => {
+                self.recent(room).open(room);
+                self.bus.interest(room, true)
+            }
             Some((true, _)) => self.bus.settled(),
             // Already a member: nothing changes, presence included.
-            Some((false, _)) => return Ok(self.bus.settled()),
+            Some((false, _)) => return Ok(self.proving(room, self.bus.settled())),
         };
         if let Joined::First(status) = self.presence.join(room, &sender.user_ref()) {
             let (chat, room, user) = (self.clone(), room.clone(), sender.user_ref());
             tokio::spawn(async move { chat.announce_online(room, user, status).await });
         }
-        Ok(receipt)
+        Ok(self.proving(room, receipt))
     }
 
-    async fn announce_online(&self, room: RoomName, user: UserRef, status: Status) {
-        match self.presence_store.online(&room, &user, status).await {
-            Ok(true) => drop(self.emit(ChatEvent::Presence { room, user, status }, None)),
-            Ok(false) => {}
-            Err(e) => debug!(error = %e, "presence not recorded"),
-        }
+    /// `receipt` of a subscription to `room`, which, once it settles with the bus up,
+    /// proves the room's recent log complete from then on.
+    fn proving(self: &Arc<Self>, room: &RoomName, receipt: Receipt) -> Receipt {
+        let (chat, room) = (self.clone(), room.clone());
+        Receipt::from_future(Box::pin(async move {
+            // Read before the subscription settles: a loss meanwhile voids the proof.
+            let losses = chat.bus.losses();
+            let outcome = receipt.outcome().await;
+            if outcome.is_ok() && chat.bus.status() != BusStatus::Down {
+                chat.recent(&room).prove(&room, losses);
+            }
+            outcome
+        }))
     }
 
     /// Removes the connection from `room` (leaving a room one is not in is not an error).
@@ -141,7 +193,13 @@ impl ChatService {
         if !self.membership.is_member(&sender.conn, room) {
             return;
         }
+        let transport = self.membership.transport_of(&sender.conn);
         let interest = self.membership.leave(&sender.conn, room);
+        if let Some(transport) = transport {
+            for fanout in self.fanouts() {
+                fanout.left(&sender.conn, transport, room);
+            }
+        }
         self.left(room, &sender.user, interest);
     }
 
@@ -152,6 +210,9 @@ impl ChatService {
         };
         metrics::disconnected(departed.transport);
         for (room, interest) in departed.rooms {
+            for fanout in self.fanouts() {
+                fanout.left(conn, departed.transport, &room);
+            }
             self.left(&room, &departed.user, interest);
         }
     }
@@ -159,7 +220,7 @@ impl ChatService {
     fn left(self: &Arc<Self>, room: &RoomName, user: &str, interest: Interest) {
         if interest == Interest::Lost {
             drop(self.bus.interest(room, false));
-            self.recent().forget(room);
+            self.recent(room).forget(room);
         }
         if let Some(grace) = self.presence.leave(room, user) {
             let (chat, room, user) = (self.clone(), room.clone(), user.to_owned());
@@ -173,31 +234,9 @@ impl ChatService {
         }
     }
 
-    async fn announce_offline(&self, room: RoomName, user: String) {
-        let Some(user) = self.presence.expire(&room, &user) else {
-            return;
-        };
-        self.typing.set(&room, &user, false);
-        match self.presence_store.offline(&room, &user.id).await {
-            Ok(true) => drop(self.emit(
-                ChatEvent::Presence {
-                    room,
-                    user,
-                    status: Status::Offline,
-                },
-                None,
-            )),
-            Ok(false) => {}
-            Err(e) => debug!(error = %e, "presence not removed"),
-        }
-    }
-
     /// Delivers `event` here and publishes it to other pods.
-    fn emit(&self, event: ChatEvent, origin: Option<ConnId>) -> Receipt {
-        let delivery = Delivery {
-            event: Arc::new(event),
-            origin,
-        };
+    pub(super) fn emit(&self, event: ChatEvent, origin: Option<ConnId>) -> Receipt {
+        let delivery = Delivery::new(event, origin);
         self.deliver_local(&delivery);
         self.bus.publish(&delivery)
     }
@@ -219,9 +258,12 @@ impl ChatService {
             None => sender.may_post_global()?,
         }
         let message = Message::chat(room, sender.user.clone(), content);
-        let size = message.to_json().len();
+        // Encoded once: this JSON is the size checked, the raw frame, the socket.io
+        // payload, the bus envelope's core and the stored record.
+        let json = message.to_json();
         let limit = self.settings.max_message_bytes;
-        if size > limit {
+        if json.len() > limit {
+            let size = json.len();
             return Err(ChatError::TooLarge { size, limit });
         }
         let message = Arc::new(message);
@@ -230,9 +272,10 @@ impl ChatService {
         }
         let delivery = Delivery {
             event: Arc::new(ChatEvent::Message {
-                message: (*message).clone(),
+                message: message.clone(),
             }),
             origin: Some(sender.conn.clone()),
+            encoded: Arc::new(Encodings::with_message(json)),
         };
         self.deliver_local(&delivery);
         self.history.append(&message);
@@ -262,21 +305,33 @@ impl ChatService {
         Ok(())
     }
 
-    /// Hands a delivery to every local transport, in order.
+    /// Hands a delivery to every local transport, in order: under the lock of its room's
+    /// shard (global deliveries: under their own), so one room's deliveries reach every
+    /// member in one order and rooms never wait for each other's fan-out.
     pub fn deliver_local(&self, delivery: &Delivery) {
-        let mut recent = self.recent();
-        match (&*delivery.event, delivery.event.room()) {
-            (ChatEvent::Message { message }, Some(room)) => {
-                recent.push(room, Arc::new(message.clone()));
+        let fanouts = self.fanouts();
+        match delivery.event.room() {
+            Some(room) => {
+                let mut recent = self.recent(room);
+                match &*delivery.event {
+                    ChatEvent::Message { message } => recent.push(room, message.clone()),
+                    ChatEvent::Updated { message } => recent.update(room, message),
+                    ChatEvent::Deleted { id, .. } => recent.remove(room, *id),
+                    _ => {}
+                }
+                let recipients = self.membership.recipients(Some(room));
+                for fanout in fanouts {
+                    fanout.deliver(delivery, &recipients);
+                }
             }
-            (ChatEvent::Updated { message }, Some(room)) => recent.update(room, message),
-            (ChatEvent::Deleted { id, .. }, Some(room)) => recent.remove(room, *id),
-            _ => {}
+            None => {
+                let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
+                let recipients = self.membership.recipients(None);
+                for fanout in fanouts {
+                    fanout.deliver(delivery, &recipients);
+                }
+            }
         }
-        for fanout in self.fanouts.get().map(Vec::as_slice).unwrap_or_default() {
-            fanout.deliver(delivery);
-        }
-        drop(recent);
         let audience = match delivery.event.room() {
             Some(room) => self.membership.room_size(room),
             None => self.membership.connection_count(),
@@ -296,7 +351,10 @@ impl ChatService {
     /// Joins `room` and hands over what the connection missed since message `since`:
     /// `attach(messages, recovered)` runs while no delivery to the room can slip in, and
     /// must queue `messages` and then subscribe the connection to live delivery.
-    /// `recovered` is false when `since` is older than the retained history.
+    /// `recovered` is true only when nothing after `since` can be missing: from this
+    /// pod's proven recent log, or from the store plus what this pod delivered since the
+    /// read, with no loss on the bus meanwhile. Otherwise `recovered` is false with no
+    /// messages (the client pages history). On an error, `attach` has not run.
     pub async fn recover(
         self: &Arc<Self>,
         sender: &Sender,
@@ -304,28 +362,34 @@ impl ChatService {
         since: Uuid,
         attach: impl FnOnce(Vec<Message>, bool),
     ) -> Result<(), ChatError> {
-        let receipt = self.join(sender, room)?;
+        let receipt = self.enter(sender, room)?;
         if let Err(e) = receipt.outcome().await {
             debug!(error = %e, "recovering without a confirmed subscription");
         }
-        {
-            let recent = self.recent();
-            if let Some(missed) = recent.after(room, since) {
+        let mark = {
+            let recent = self.recent(room);
+            if let Some(missed) = recent.after(room, since, self.bus.losses()) {
                 attach(missed, true);
+                self.go_live(&sender.conn, room);
                 return Ok(());
             }
-        }
+            recent.mark(room)
+        };
+        let losses = self.bus.losses();
         let stored = self.history.since(room, since).await;
-        let recent = self.recent();
-        match (stored, recent.after(room, since)) {
-            (_, Some(missed)) => attach(missed, true),
-            (Ok(Some(mut missed)), None) => {
-                let newer = recent.newer_than(room, since, &missed);
+        let recent = self.recent(room);
+        let newer = recent.newer_than(room, since, stored_slice(&stored), mark, losses);
+        match (stored, newer) {
+            (Ok(Some(mut missed)), Some(newer)) if self.bus.losses() == losses => {
                 missed.extend(newer);
                 attach(missed, true);
+                self.go_live(&sender.conn, room);
             }
-            (Ok(None), None) => attach(Vec::new(), false),
-            (Err(e), None) => {
+            (Ok(_), _) => {
+                attach(Vec::new(), false);
+                self.go_live(&sender.conn, room);
+            }
+            (Err(e), _) => {
                 drop(recent);
                 self.leave(sender, room);
                 return Err(e.into());
@@ -393,30 +457,6 @@ impl ChatService {
         Ok(())
     }
 
-    /// Sets the sender's status in every room they are in; those rooms get `presence:update`.
-    pub async fn set_status(&self, sender: &Sender, status: Status) -> Result<(), ChatError> {
-        if status == Status::Offline {
-            return Err(ChatError::invalid("status must be online, away or busy"));
-        }
-        for (room, user) in self.presence.set_status(&sender.user, status) {
-            if let Err(e) = self.presence_store.online(&room, &user, status).await {
-                debug!(error = %e, "status not recorded");
-            }
-            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
-        }
-        Ok(())
-    }
-
-    /// Who is online in `room`, for anyone who may join it.
-    pub async fn presence_list(
-        &self,
-        sender: &Sender,
-        room: &RoomName,
-    ) -> Result<Vec<(UserRef, Status)>, ChatError> {
-        sender.may_join(room)?;
-        Ok(self.presence_store.list(room).await?)
-    }
-
     /// The sender starts or stops typing in `room`; the others get `user:typing`.
     pub fn typing(&self, sender: &Sender, room: &RoomName, typing: bool) -> Result<(), ChatError> {
         if !self.membership.is_member(&sender.conn, room) {
@@ -440,33 +480,22 @@ impl ChatService {
         let local = self.membership.rooms();
         Ok(self.presence_store.rooms(&local).await?)
     }
+}
 
-    /// Ends stale typing indicators and renews presence until `cancel`.
-    pub async fn run_background(self: Arc<Self>, cancel: CancellationToken) {
-        let mut typing_tick = tokio::time::interval(Duration::from_millis(250));
-        let mut presence_tick = tokio::time::interval(self.settings.presence_heartbeat);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = typing_tick.tick() => {
-                    for (room, user) in self.typing.expired() {
-                        drop(self.emit(ChatEvent::Typing { room, user, typing: false }, None));
-                    }
-                }
-                _ = presence_tick.tick() => {
-                    self.history.sweep();
-                    let rooms = self.membership.rooms();
-                    match self.presence_store.heartbeat(&rooms).await {
-                        Ok(gone) => {
-                            for (room, user) in gone {
-                                let status = Status::Offline;
-                                drop(self.emit(ChatEvent::Presence { room, user, status }, None));
-                            }
-                        }
-                        Err(e) => debug!(error = %e, "presence heartbeat failed"),
-                    }
-                }
-            }
-        }
+fn stored_slice(stored: &Result<Option<Vec<Message>>, super::StoreError>) -> &[Message] {
+    match stored {
+        Ok(Some(missed)) => missed,
+        _ => &[],
+    }
+}
+
+impl Inbound for ChatService {
+    fn deliver(&self, delivery: &Delivery) {
+        self.deliver_local(delivery);
+    }
+
+    fn lost(&self, room: Option<&RoomName>) {
+        // The bus's loss count already voids every proof; say so once per event.
+        debug!(room = ?room.map(RoomName::as_str), "deliveries from other pods may be missing");
     }
 }

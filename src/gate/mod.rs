@@ -48,11 +48,6 @@ pub struct Admission {
     pub expires_at: Option<u64>,
 }
 
-/// Checks the gate's settings without building it (for `Config::validate`).
-pub fn validate(config: &Config) -> Result<(), GateConfigError> {
-    Gate::new(config, GateClock::default()).map(drop)
-}
-
 impl Gate {
     /// Builds the gate from the configuration, on `clock`.
     pub fn new(config: &Config, clock: GateClock) -> Result<Self, GateConfigError> {

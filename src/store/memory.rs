@@ -1,15 +1,17 @@
-//! Single-node stores: history and presence in this process's memory, bounded.
+//! Stores in this process's memory: one node's history and presence (bounded), or
+//! several in-process pods' shared ones in tests.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::{
-    apply_edit, now_ms, page_of, HistoryPage, HistoryStore, PresenceStore, Retention, StoreError,
+use super::{apply_edit, page_of};
+use crate::chat::{
+    now_ms, HistoryPage, HistoryStore, Message, PresenceChanges, PresenceState, PresenceStore,
+    Retention, RoomName, Status, StoreError, UserRef,
 };
-use crate::chat::{Message, RoomName, Status, UserRef};
 
 /// Rooms' histories in memory, each bounded by the retention.
 pub struct MemoryHistory {
@@ -144,18 +146,95 @@ impl HistoryStore for MemoryHistory {
     }
 }
 
-/// Presence of one node: the chat's own local counts are the whole truth.
-#[derive(Default)]
+/// Presence in memory: one node's, or shared by several in-process pods (tests), each
+/// through its own handle ([`MemoryPresence::pod`]). A pod counts as alive until
+/// [`MemoryPresence::stop`].
+#[derive(Clone)]
 pub struct MemoryPresence {
-    rooms: Mutex<RoomUsers>,
+    shared: Arc<Mutex<Shared>>,
+    pod: Arc<str>,
 }
 
-/// Users online by room, by user id.
-type RoomUsers = HashMap<RoomName, BTreeMap<String, (UserRef, Status)>>;
+impl Default for MemoryPresence {
+    fn default() -> Self {
+        Self {
+            shared: Arc::default(),
+            pod: Arc::from("local"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    rooms: HashMap<RoomName, BTreeMap<String, Record>>,
+    dead: HashSet<Arc<str>>,
+}
+
+/// A user in a room: how others see them, and the pods that have them.
+struct Record {
+    user: UserRef,
+    status: Status,
+    pods: BTreeSet<Arc<str>>,
+}
+
+impl Shared {
+    /// Adds `pod` to the user's record; `true` when no live pod had them.
+    fn online(&mut self, pod: &Arc<str>, room: &RoomName, user: &UserRef, status: Status) -> bool {
+        let dead = &self.dead;
+        let record = self
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .entry(user.id.clone())
+            .or_insert_with(|| Record {
+                user: user.clone(),
+                status,
+                pods: BTreeSet::new(),
+            });
+        record.pods.retain(|p| !dead.contains(p));
+        let first = record.pods.is_empty();
+        record.pods.insert(pod.clone());
+        record.user = user.clone();
+        record.status = status;
+        first
+    }
+
+    /// Removes `pod` from the user's record; `true` when no live pod has them.
+    fn offline(&mut self, pod: &Arc<str>, room: &RoomName, user: &str) -> bool {
+        let Some(users) = self.rooms.get_mut(room) else {
+            return true;
+        };
+        let last = users.get_mut(user).is_none_or(|record| {
+            record.pods.remove(pod);
+            record.pods.retain(|p| !self.dead.contains(p));
+            record.pods.is_empty()
+        });
+        if last {
+            users.remove(user);
+        }
+        if users.is_empty() {
+            self.rooms.remove(room);
+        }
+        last
+    }
+}
 
 impl MemoryPresence {
-    fn lock(&self) -> MutexGuard<'_, RoomUsers> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    /// Another pod's handle on the same presence (several in-process pods in tests).
+    pub fn pod(&self, pod: &str) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            pod: Arc::from(pod),
+        }
+    }
+
+    /// Marks this handle's pod dead: its records no longer count.
+    pub fn stop(&self) {
+        self.lock().dead.insert(self.pod.clone());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -166,12 +245,7 @@ impl PresenceStore for MemoryPresence {
         user: &'a UserRef,
         status: Status,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let first = self
-            .lock()
-            .entry(room.clone())
-            .or_default()
-            .insert(user.id.clone(), (user.clone(), status))
-            .is_none();
+        let first = self.lock().online(&self.pod, room, user, status);
         Box::pin(std::future::ready(Ok(first)))
     }
 
@@ -180,13 +254,7 @@ impl PresenceStore for MemoryPresence {
         room: &'a RoomName,
         user: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut rooms = self.lock();
-        let last = rooms
-            .get_mut(room)
-            .is_some_and(|users| users.remove(user).is_some());
-        if rooms.get(room).is_some_and(BTreeMap::is_empty) {
-            rooms.remove(room);
-        }
+        let last = self.lock().offline(&self.pod, room, user);
         Box::pin(std::future::ready(Ok(last)))
     }
 
@@ -194,19 +262,59 @@ impl PresenceStore for MemoryPresence {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Vec<(UserRef, Status)>, StoreError>> {
-        let users = self
-            .lock()
+        let shared = self.lock();
+        let users = shared
+            .rooms
             .get(room)
-            .map(|u| u.values().cloned().collect())
+            .map(|users| {
+                users
+                    .values()
+                    .filter(|r| r.pods.iter().any(|p| !shared.dead.contains(p)))
+                    .map(|r| (r.user.clone(), r.status))
+                    .collect()
+            })
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(users)))
     }
 
-    fn heartbeat<'a>(
+    fn sync<'a>(
         &'a self,
-        _rooms: &'a [(RoomName, usize)],
-    ) -> BoxFuture<'a, Result<Vec<(RoomName, UserRef)>, StoreError>> {
-        Box::pin(std::future::ready(Ok(Vec::new())))
+        state: &'a PresenceState,
+    ) -> BoxFuture<'a, Result<PresenceChanges, StoreError>> {
+        let mut shared = self.lock();
+        let mut changes = PresenceChanges::default();
+        for (room, user, status) in &state.online {
+            let had = shared
+                .rooms
+                .get(room)
+                .and_then(|users| users.get(&user.id))
+                .is_some_and(|r| r.pods.contains(&self.pod));
+            if shared.online(&self.pod, room, user, *status) && !had {
+                changes.online.push((room.clone(), user.clone()));
+            }
+        }
+        for (room, user) in &state.departed {
+            if shared.offline(&self.pod, room, &user.id) {
+                changes.offline.push((room.clone(), user.clone()));
+            }
+        }
+        // Dead pods' users in the rooms served here.
+        let Shared { rooms, dead } = &mut *shared;
+        for (room, _) in &state.rooms {
+            let Some(users) = rooms.get_mut(room) else {
+                continue;
+            };
+            users.retain(|_, record| {
+                let before = record.pods.len();
+                record.pods.retain(|p| !dead.contains(p));
+                let gone = before > 0 && record.pods.is_empty();
+                if gone {
+                    changes.offline.push((room.clone(), record.user.clone()));
+                }
+                !gone
+            });
+        }
+        Box::pin(std::future::ready(Ok(changes)))
     }
 
     fn rooms<'a>(

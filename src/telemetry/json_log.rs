@@ -11,7 +11,18 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::chat::now_rfc3339;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+const RFC3339_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(RFC3339_MILLIS)
+        .unwrap_or_default()
+}
 
 /// The JSON line formatter.
 pub struct SpecJson;

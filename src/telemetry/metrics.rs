@@ -8,8 +8,6 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::chat::{ErrorCode, MembershipCounts, Transport};
-
 /// Latency buckets in seconds, 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -37,26 +35,26 @@ pub fn handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-fn transport_label(transport: Transport) -> &'static str {
-    match transport {
-        Transport::SocketIo => "socketio",
-        Transport::Ws => "ws",
-    }
+/// A metric label value: a transport, an error code. Implemented by the types that are
+/// labelled, so this module depends on nothing of the chat.
+pub trait Label: Copy {
+    /// The label's value.
+    fn label(self) -> &'static str;
 }
 
 /// A connection opened.
-pub fn connected(transport: Transport) {
-    counter!("chatwire_connects_total", "transport" => transport_label(transport)).increment(1);
+pub fn connected(transport: impl Label) {
+    counter!("chatwire_connects_total", "transport" => transport.label()).increment(1);
 }
 
 /// A connection closed.
-pub fn disconnected(transport: Transport) {
-    counter!("chatwire_disconnects_total", "transport" => transport_label(transport)).increment(1);
+pub fn disconnected(transport: impl Label) {
+    counter!("chatwire_disconnects_total", "transport" => transport.label()).increment(1);
 }
 
 /// A client sent an event or frame of `kind` (e.g. `message:send`, `chat`).
-pub fn message_in(transport: Transport, kind: &'static str) {
-    counter!("chatwire_messages_in_total", "transport" => transport_label(transport), "type" => kind)
+pub fn message_in(transport: impl Label, kind: &'static str) {
+    counter!("chatwire_messages_in_total", "transport" => transport.label(), "type" => kind)
         .increment(1);
 }
 
@@ -66,14 +64,14 @@ pub fn messages_out(kind: &'static str, n: u64) {
 }
 
 /// A delivery reached a socket `latency` after the chat accepted it.
-pub fn delivery_latency(transport: Transport, latency: Duration) {
-    histogram!("chatwire_delivery_latency_seconds", "transport" => transport_label(transport))
+pub fn delivery_latency(transport: impl Label, latency: Duration) {
+    histogram!("chatwire_delivery_latency_seconds", "transport" => transport.label())
         .record(latency.as_secs_f64());
 }
 
 /// A client was answered with the error `code`.
-pub fn error(code: ErrorCode) {
-    counter!("chatwire_errors_total", "code" => code.as_str()).increment(1);
+pub fn error(code: impl Label) {
+    counter!("chatwire_errors_total", "code" => code.label()).increment(1);
 }
 
 /// A request was refused by a rate limit or a connection cap (`what`: `message`,
@@ -92,23 +90,30 @@ pub fn redis_publish(latency: Duration, ok: bool) {
 /// Point-in-time values, set right before each scrape.
 pub struct Snapshot {
     /// Connections and rooms of this pod.
-    pub counts: MembershipCounts,
+    /// Open connections: socket.io, raw WebSocket.
+    pub connections: (usize, usize),
+    /// Rooms with local members.
+    pub rooms: usize,
     /// Messages dropped because a recipient's outbox or socket.io buffer was full.
     pub dropped_slow_consumer: u64,
     /// Messages that did not reach other pods.
     pub dropped_redis: u64,
+    /// Other pods' messages dropped here at a full inbound queue.
+    pub dropped_inbound: u64,
     /// 1 when Redis is connected, 0 when not, -1 when not configured.
     pub redis_up: i8,
 }
 
 /// Records `snapshot` and renders the Prometheus text.
 pub fn render(handle: &PrometheusHandle, snapshot: &Snapshot) -> String {
-    gauge!("chatwire_connections", "transport" => "socketio").set(snapshot.counts.socketio as f64);
-    gauge!("chatwire_connections", "transport" => "ws").set(snapshot.counts.ws as f64);
-    gauge!("chatwire_rooms").set(snapshot.counts.rooms as f64);
+    gauge!("chatwire_connections", "transport" => "socketio").set(snapshot.connections.0 as f64);
+    gauge!("chatwire_connections", "transport" => "ws").set(snapshot.connections.1 as f64);
+    gauge!("chatwire_rooms").set(snapshot.rooms as f64);
     counter!("chatwire_dropped_total", "reason" => "slow_consumer")
         .absolute(snapshot.dropped_slow_consumer);
     counter!("chatwire_dropped_total", "reason" => "redis_down").absolute(snapshot.dropped_redis);
+    counter!("chatwire_dropped_total", "reason" => "inbound_queue_full")
+        .absolute(snapshot.dropped_inbound);
     gauge!("chatwire_redis_up").set(f64::from(snapshot.redis_up));
     handle.render()
 }

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::chat::HistoryPage;
 use crate::chat::{ChatError, ErrorCode, Message, RoomName, Status, UserRef};
-use crate::store::HistoryPage;
 
 /// Page size of history requests that name none.
 pub const DEFAULT_HISTORY_PAGE: usize = 50;

@@ -16,7 +16,6 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::bus::{Bus, BusStatus};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
@@ -24,7 +23,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::bodies::{error_response, page_body, DEFAULT_HISTORY_PAGE};
-use crate::chat::{ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender};
+use crate::chat::{Bus, BusStatus, ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender};
 use crate::gate::{bearer_token, Action, Gate};
 use crate::telemetry::metrics;
 use crate::transport::ws_hub::WsHub;
@@ -202,10 +201,13 @@ async fn prometheus(State(ctx): State<HttpContext>) -> Response {
         )
             .into_response();
     };
+    let counts = ctx.chat.membership().counts();
     let snapshot = metrics::Snapshot {
-        counts: ctx.chat.membership().counts(),
+        connections: (counts.socketio, counts.ws),
+        rooms: counts.rooms,
         dropped_slow_consumer: ctx.hub.dropped(),
         dropped_redis: ctx.bus.undelivered(),
+        dropped_inbound: ctx.bus.inbound_dropped(),
         redis_up: match ctx.bus.status() {
             BusStatus::Up => 1,
             BusStatus::Down => 0,

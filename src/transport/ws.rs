@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::bodies::{error_response, page_body, recovery_body, users_body};
 use super::ws_hub::{close_code, Closer, Outbox, Queued, WsHub};
 use super::ws_protocol::{self, ClientFrame, Request};
-use crate::chat::{ChatError, ChatService, ConnId, Message, RoomName, Sender, Transport};
+use crate::chat::{ChatError, ChatService, ConnId, Mailbox, Message, RoomName, Sender, Transport};
 use crate::gate::{
     bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
 };
@@ -245,7 +245,8 @@ async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
     let conn = sender.conn.clone();
     let closer = Closer::default();
     let outbox = Arc::new(Outbox::new(ctx.settings.send_buffer, closer.clone()));
-    ctx.chat.connect(&sender, Transport::Ws);
+    let mailbox: Mailbox = outbox.clone();
+    ctx.chat.connect(&sender, Transport::Ws, Some(mailbox));
     ctx.hub.register(conn.clone(), outbox.clone());
     let link = Link {
         ctx: &ctx,
@@ -331,8 +332,7 @@ impl Session {
         self.closer.close(close_code::NORMAL, "connection ended");
 
         let (ctx, conn) = (&self.ctx, &self.sender.conn);
-        let rooms = ctx.chat.membership().rooms_of(conn);
-        ctx.hub.unregister(conn, &rooms);
+        ctx.hub.unregister(conn);
         ctx.chat.disconnect(conn);
         if let Some(expiry) = self.expiry {
             expiry.abort();
@@ -368,7 +368,6 @@ impl Link<'_> {
                 if let Err(e) = receipt.outcome().await {
                     debug!(error = %e, "room subscription not confirmed");
                 }
-                self.ctx.hub.join(&self.sender.conn, room);
                 true
             }
             Err(e) => {
@@ -385,13 +384,12 @@ impl Link<'_> {
         since: Uuid,
         frame: impl FnOnce(Value) -> Message,
     ) -> Result<(), ChatError> {
-        let (hub, outbox, conn) = (&self.ctx.hub, self.outbox, &self.sender.conn);
+        let (hub, outbox) = (&self.ctx.hub, self.outbox);
         self.ctx
             .chat
             .recover(self.sender, room, since, |missed, recovered| {
                 let body = recovery_body(room, &missed, recovered);
                 hub.offer(outbox, frame(body).to_json().into());
-                hub.join(conn, room);
             })
             .await
     }
@@ -422,7 +420,6 @@ impl Link<'_> {
                 }
             }
             Request::Leave { room } => {
-                self.ctx.hub.leave(&self.sender.conn, &room);
                 self.ctx.chat.leave(self.sender, &room);
                 Ok(json!({ "status": "ok", "room": room }))
             }

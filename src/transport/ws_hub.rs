@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::ws_protocol;
-use crate::chat::{ConnId, Delivery, LocalFanout, RoomName};
+use crate::chat::{ConnId, Delivery, Form, LocalFanout, Recipients, Transport};
 
 /// WebSocket close codes chatwire sends.
 pub mod close_code {
@@ -114,18 +114,14 @@ impl Outbox {
     }
 }
 
-/// Registry of the raw WebSocket connections on this pod.
+/// Registry of the raw WebSocket connections on this pod, for closing them all. Which
+/// rooms they are in is the chat's membership index, which holds each one's outbox as
+/// its mailbox.
 pub struct WsHub {
-    inner: RwLock<Inner>,
+    conns: RwLock<HashMap<ConnId, Arc<Outbox>>>,
     epoch: Instant,
     slow_consumer_timeout: Duration,
     dropped: Arc<AtomicU64>,
-}
-
-#[derive(Default)]
-struct Inner {
-    conns: HashMap<ConnId, Arc<Outbox>>,
-    rooms: HashMap<RoomName, HashMap<ConnId, Arc<Outbox>>>,
 }
 
 impl WsHub {
@@ -133,77 +129,39 @@ impl WsHub {
     /// counting dropped frames into `dropped` (shared with the socket.io side).
     pub fn new(slow_consumer_timeout: Duration, dropped: Arc<AtomicU64>) -> Self {
         Self {
-            inner: RwLock::default(),
+            conns: RwLock::default(),
             epoch: Instant::now(),
             slow_consumer_timeout,
             dropped,
         }
     }
 
-    /// Adds a connection (in no room yet).
+    fn conns(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnId, Arc<Outbox>>> {
+        self.conns.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a connection.
     pub fn register(&self, conn: ConnId, outbox: Arc<Outbox>) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        inner.conns.insert(conn, outbox);
+        let mut conns = self.conns.write().unwrap_or_else(|e| e.into_inner());
+        conns.insert(conn, outbox);
     }
 
-    /// Adds a registered connection to `room`.
-    pub fn join(&self, conn: &ConnId, room: &RoomName) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(outbox) = inner.conns.get(conn).cloned() {
-            inner
-                .rooms
-                .entry(room.clone())
-                .or_default()
-                .insert(conn.clone(), outbox);
-        }
-    }
-
-    /// Removes a connection from `room`.
-    pub fn leave(&self, conn: &ConnId, room: &RoomName) {
-        self.unregister_rooms(conn, std::slice::from_ref(room));
-    }
-
-    fn unregister_rooms(&self, conn: &ConnId, rooms: &[RoomName]) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        for room in rooms {
-            if let Some(members) = inner.rooms.get_mut(room) {
-                members.remove(conn);
-                if members.is_empty() {
-                    inner.rooms.remove(room);
-                }
-            }
-        }
-    }
-
-    /// Removes a connection from the hub and from `rooms`.
-    pub fn unregister(&self, conn: &ConnId, rooms: &[RoomName]) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        inner.conns.remove(conn);
-        for room in rooms {
-            if let Some(members) = inner.rooms.get_mut(room) {
-                members.remove(conn);
-                if members.is_empty() {
-                    inner.rooms.remove(room);
-                }
-            }
-        }
+    /// Removes a connection.
+    pub fn unregister(&self, conn: &ConnId) {
+        let mut conns = self.conns.write().unwrap_or_else(|e| e.into_inner());
+        conns.remove(conn);
     }
 
     /// Asks every connection to close with `code`.
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        for outbox in inner.conns.values() {
+        for outbox in self.conns().values() {
             outbox.closer.close(code, reason);
         }
     }
 
     /// Number of connections registered.
     pub fn len(&self) -> usize {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .conns
-            .len()
+        self.conns().len()
     }
 
     /// Whether no connection is registered.
@@ -251,19 +209,32 @@ impl WsHub {
 }
 
 impl LocalFanout for WsHub {
-    fn deliver(&self, delivery: &Delivery) {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let targets = match delivery.event.room() {
-            Some(room) => inner.rooms.get(room),
-            None => Some(&inner.conns),
-        };
-        if let Some(targets) = targets.filter(|t| !t.is_empty()) {
-            let frame = Utf8Bytes::from(ws_protocol::frame_for(&delivery.event).to_json());
-            for (conn, outbox) in targets {
-                if delivery.origin.as_ref() != Some(conn) {
-                    self.offer(outbox, frame.clone());
-                }
+    fn deliver(&self, delivery: &Delivery, recipients: &Recipients<'_>) {
+        let mut frame: Option<Utf8Bytes> = None;
+        recipients.for_each(Transport::Ws, |conn, mailbox| {
+            if delivery.origin.as_ref() == Some(conn) {
+                return;
             }
-        }
+            let Some(outbox) = mailbox.and_then(|m| m.downcast_ref::<Outbox>()) else {
+                return;
+            };
+            // Encoded once per delivery (a chat message: once per message, shared with
+            // the other layers), the same bytes queued for every member.
+            let frame = frame.get_or_insert_with(|| encode(delivery));
+            self.offer(outbox, frame.clone());
+        });
     }
+}
+
+/// The raw frame of `delivery`: a chat message's shared JSON, or its event's frame.
+fn encode(delivery: &Delivery) -> Utf8Bytes {
+    let bytes = delivery.message_json().unwrap_or_else(|| {
+        delivery.encoded.get(Form::RawFrame, || {
+            ws_protocol::frame_for(&delivery.event)
+                .to_json()
+                .into_bytes()
+        })
+    });
+    // Made from JSON text, so never invalid; an empty frame is the fallback.
+    Utf8Bytes::try_from(bytes).unwrap_or_default()
 }

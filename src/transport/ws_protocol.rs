@@ -301,7 +301,7 @@ pub fn reply(request: &str, request_id: Option<&str>, mut body: Value) -> Messag
 /// The frame a raw client receives for a chat event.
 pub fn frame_for(event: &ChatEvent) -> Message {
     match event {
-        ChatEvent::Message { message } => message.clone(),
+        ChatEvent::Message { message } => (**message).clone(),
         ChatEvent::Updated { message } => Message::from_server(
             MessageType::Notification,
             message.room.clone(),

@@ -85,6 +85,35 @@ impl TestServer {
         }
     }
 
+    /// Starts `n` pods of one in-process cluster (in-memory bus and stores): several
+    /// pods without redis-server.
+    pub async fn start_pods(n: usize, config: Config) -> Vec<Self> {
+        config.validate().expect("test config is valid");
+        let retention = chatwire::chat::Retention {
+            limit: config.history_limit,
+            ttl: config.history_ttl,
+        };
+        let cluster = chatwire::server::InProcessCluster::new(retention);
+        let mut pods = Vec::new();
+        for _ in 0..n {
+            let listener = TcpListener::bind((config.host, 0)).await.expect("bind");
+            let addr = listener.local_addr().expect("local addr");
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(chatwire::server::run_in_process(
+                listener,
+                config.clone(),
+                shutdown.clone(),
+                cluster.clone(),
+            ));
+            pods.push(Self {
+                addr,
+                shutdown,
+                task: Some(task),
+            });
+        }
+        pods
+    }
+
     pub fn http_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -171,18 +200,12 @@ pub async fn health(addr: SocketAddr) -> Value {
 
 /// Polls `/health` until `pred` holds (bounded by [`WAIT`]).
 pub async fn wait_for_health(addr: SocketAddr, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let pred = &pred;
+    until("/health to match", WAIT, || async move {
         let h = health(addr).await;
-        if pred(&h) {
-            return h;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "health never matched: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        pred(&h).then_some(h)
+    })
+    .await
 }
 
 fn js_dir() -> PathBuf {
@@ -607,22 +630,20 @@ impl ServerProcess {
 
     /// Waits until a log line contains `needle` and returns it.
     pub async fn log_line(&self, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let found = self
-                .log
+        until(&format!("a log line with {needle:?}"), WAIT, || async {
+            self.log
                 .lock()
                 .ok()
-                .and_then(|log| log.iter().find(|l| l.contains(needle)).cloned());
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no log line with {needle:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                .and_then(|log| log.iter().find(|l| l.contains(needle)).cloned())
+        })
+        .await
+    }
+
+    /// How many log lines so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .map_or(0, |log| log.iter().filter(|l| l.contains(needle)).count())
     }
 
     pub fn pid(&self) -> u32 {
@@ -687,10 +708,18 @@ impl RedisServer {
             eprintln!("SKIPPED: redis-server is not installed; scale-out tests need it");
             return None;
         }
-        let port = free_port().await;
-        let mut server = Self { port, child: None };
-        server.restart().await;
-        Some(server)
+        // A free port may be taken by someone else before redis-server binds it: then
+        // redis-server exits at once, and another port is tried.
+        for _ in 0..5 {
+            let mut server = Self {
+                port: free_port().await,
+                child: None,
+            };
+            if server.launch().await {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     pub fn url(&self) -> String {
@@ -699,33 +728,48 @@ impl RedisServer {
 
     /// Starts the server (again) on its port and waits until it answers PING.
     pub async fn restart(&mut self) {
+        assert!(
+            self.launch().await,
+            "redis-server did not start again on its port"
+        );
+    }
+
+    /// Starts redis-server on `self.port`; `false` when it exited before answering PING.
+    async fn launch(&mut self) -> bool {
         assert!(self.child.is_none(), "redis-server already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .args(["--loglevel", "warning"])
+            .args(["--loglevel", "warning", "--enable-debug-command", "local"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(mut conn) = self.connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-                {
-                    return;
+        let mut child = child;
+        let url = self.url();
+        let answered = poll_until(WAIT, || {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            let url = url.clone();
+            async move {
+                if exited {
+                    return Some(false);
                 }
+                let client = redis::Client::open(url).ok()?;
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                let pong = redis::cmd("PING").query_async::<String>(&mut conn).await;
+                pong.is_ok().then_some(true)
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        })
+        .await;
+        self.child = Some(child);
+        match answered {
+            Some(true) => true,
+            Some(false) => {
+                self.child = None;
+                false
+            }
+            None => panic!("redis-server did not answer PING within {WAIT:?}"),
         }
     }
 
@@ -921,24 +965,47 @@ pub async fn http_get_with(
     http_request(addr, "GET", path, headers, "").await
 }
 
-/// Polls `check` (every 50 ms) until it holds, failing the test with `what` after
-/// `within`: for state that changes without an event to await.
+/// The one bounded poll of the tests, for state that changes without an event to
+/// await: runs `check` every 20 ms until it gives a value, for at most `within`.
+pub async fn poll_until<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`poll_until`], failing the test with `what` when `within` passes first.
+pub async fn until<T, F, Fut>(what: &str, within: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_until(within, check)
+        .await
+        .unwrap_or_else(|| panic!("not within {within:?}: {what}"))
+}
+
+/// [`until`] for a condition.
 pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(what, within, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
 }
 
 impl SioClient {

@@ -17,17 +17,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::link::{ChanItem, GapMarker, RedisLink, HEARTBEAT};
-use crate::bus::{Bus, BusError, BusStatus, Receipt};
-use crate::chat::{ChatEvent, ChatService, Delivery, RoomName};
-use crate::store::redis::RedisHistory;
-use crate::store::{now_ms, StoreError};
 use uuid::Uuid;
+
+use crate::chat::{
+    now_ms, Bus, BusError, BusStatus, ChatEvent, Delivery, Form, Inbound, Receipt, Retention,
+    RoomName,
+};
+use crate::redis::{history, ChanItem, GapMarker, LinkError, RedisLink, HEARTBEAT};
 
 /// Channel of global messages.
 pub const GLOBAL_CHANNEL: &str = "realtime:global";
@@ -35,8 +37,6 @@ pub const GLOBAL_CHANNEL: &str = "realtime:global";
 pub const ROOM_CHANNEL_PREFIX: &str = "realtime:room:";
 /// Outgoing deliveries waiting to be published, at most.
 pub const OUTGOING_QUEUE: usize = 8192;
-/// Inbound messages waiting to be delivered locally, at most.
-pub const INBOUND_QUEUE: usize = 8192;
 /// Publishes sent in one pipeline, at most.
 const PUBLISH_BATCH: usize = 256;
 /// Chat message ids a pod remembers (delivered or sent), to drop repeats.
@@ -87,10 +87,30 @@ struct Envelope<P, E> {
 
 struct Outgoing {
     channel: String,
-    payload: Vec<u8>,
-    /// The event, so chat messages are stored in the same pipeline, before the PUBLISH.
-    event: Arc<ChatEvent>,
+    payload: Bytes,
+    /// A chat message's room and JSON, stored in the same pipeline, before the PUBLISH.
+    record: Option<(RoomName, Bytes)>,
     done: oneshot::Sender<Result<(), BusError>>,
+}
+
+/// The envelope of `delivery` from `pod`. A chat message's JSON, made once by the chat,
+/// is put in as it is.
+fn envelope(pod: &str, delivery: &Delivery) -> Result<Vec<u8>, serde_json::Error> {
+    match delivery.message_json() {
+        Some(json) => {
+            let mut out = Vec::with_capacity(json.len() + pod.len() + 48);
+            out.extend_from_slice(br#"{"pod":"#);
+            serde_json::to_writer(&mut out, pod)?;
+            out.extend_from_slice(br#","event":{"kind":"message","message":"#);
+            out.extend_from_slice(&json);
+            out.extend_from_slice(b"}}");
+            Ok(out)
+        }
+        None => serde_json::to_vec(&Envelope {
+            pod,
+            event: &*delivery.event,
+        }),
+    }
 }
 
 /// The Redis chat bus of one pod.
@@ -108,7 +128,7 @@ pub struct RedisBus {
     /// Generation of the latest interest change in place.
     synced: watch::Sender<u64>,
     timeout: Duration,
-    history: Option<Arc<RedisHistory>>,
+    history: Option<Retention>,
     undelivered: AtomicU64,
     inbound_tx: mpsc::Sender<ChanItem>,
 }
@@ -120,17 +140,18 @@ pub struct BusTasks {
 }
 
 impl RedisBus {
-    /// A bus for pod `pod` on `link`, storing chat messages in `history` (in the publish
-    /// pipeline, just before each message's PUBLISH). Start [`RedisBus::run`] with the
-    /// returned tasks.
+    /// A bus for pod `pod` on `link`, storing chat messages in the rooms' Redis histories
+    /// under `history` (in the publish pipeline, just before each message's PUBLISH).
+    /// Start [`RedisBus::run`] with the returned tasks.
     pub fn new(
         link: RedisLink,
         pod: String,
         timeout: Duration,
-        history: Option<Arc<RedisHistory>>,
+        history: Option<Retention>,
+        inbound_queue: usize,
     ) -> (Arc<Self>, BusTasks) {
         let (outgoing_tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
-        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let (inbound_tx, inbound) = mpsc::channel(inbound_queue.max(1));
         link.watch_gaps(inbound_tx.clone());
         let bus = Arc::new(Self {
             link,
@@ -155,17 +176,19 @@ impl RedisBus {
         &self.pod
     }
 
-    /// Runs the publisher, the subscription keeper and the inbound pump until `cancel`.
+    /// Runs the publisher, the subscription keeper and the inbound pump, handing other
+    /// pods' deliveries to `inbound`, until `drain`: then stops taking deliveries in and
+    /// returns once every delivery queued before it is published (or failed).
     pub async fn run(
         self: Arc<Self>,
         tasks: BusTasks,
-        chat: Arc<ChatService>,
-        cancel: CancellationToken,
+        inbound: Arc<dyn Inbound>,
+        drain: CancellationToken,
     ) {
         tokio::join!(
-            self.clone().publish_loop(tasks.outgoing, cancel.clone()),
-            self.clone().subscription_loop(cancel.clone()),
-            self.clone().inbound_loop(tasks.inbound, chat, cancel),
+            self.clone().publish_loop(tasks.outgoing, drain.clone()),
+            self.clone().subscription_loop(drain.clone()),
+            self.clone().inbound_loop(tasks.inbound, inbound, drain),
         );
     }
 
@@ -188,29 +211,42 @@ impl RedisBus {
     async fn publish_loop(
         self: Arc<Self>,
         mut rx: mpsc::Receiver<Outgoing>,
-        cancel: CancellationToken,
+        drain: CancellationToken,
     ) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        let mut draining = false;
         loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+            let received = if draining {
+                rx.recv_many(&mut batch, PUBLISH_BATCH).await
+            } else {
+                tokio::select! {
+                    () = drain.cancelled() => {
+                        // No new deliveries; publish what is queued, then stop.
+                        rx.close();
+                        draining = true;
+                        continue;
+                    }
+                    n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+                }
             };
             if received == 0 {
+                if draining {
+                    debug!("bus queue drained");
+                }
                 return;
             }
             let mut pipe = redis::pipe();
             for item in &batch {
-                if let (Some(history), Some(message)) = (&self.history, item.event.as_message()) {
-                    history.append_to(&mut pipe, message);
+                if let (Some(retention), Some((room, json))) = (self.history, &item.record) {
+                    history::append_to(&mut pipe, room, json, retention);
                 }
                 pipe.cmd("PUBLISH")
                     .arg(&item.channel)
-                    .arg(&item.payload)
+                    .arg(&item.payload[..])
                     .ignore();
             }
             let started = std::time::Instant::now();
-            let result = self.link.pipeline(&pipe).await;
+            let result = self.link.pipeline(&pipe).await.map_err(BusError::from);
             crate::telemetry::metrics::redis_publish(started.elapsed(), result.is_ok());
             if let Err(e) = &result {
                 self.count_undelivered(batch.len() as u64, e);
@@ -264,17 +300,25 @@ impl RedisBus {
     async fn inbound_loop(
         self: Arc<Self>,
         mut rx: mpsc::Receiver<ChanItem>,
-        chat: Arc<ChatService>,
+        chat: Arc<dyn Inbound>,
         cancel: CancellationToken,
     ) {
+        let mut dropped = self.link.inbound_dropped();
         loop {
             let (channel, payload) = tokio::select! {
                 () = cancel.cancelled() => return,
                 item = rx.recv() => match item { Some(item) => item, None => return },
             };
+            // Pushes dropped at a full queue went missing somewhere before this one.
+            let now_dropped = self.link.inbound_dropped();
+            if now_dropped != dropped {
+                dropped = now_dropped;
+                chat.lost(None);
+            }
             if let Some(gap) = GapMarker::of(&channel, &payload) {
+                chat.lost(None);
                 // Later pushes wait in the queue until the gap is filled, so order holds.
-                self.recover(gap, &chat, &cancel).await;
+                self.recover(gap, &*chat, &cancel).await;
                 continue;
             }
             let envelope: Envelope<String, ChatEvent> = match serde_json::from_slice(&payload) {
@@ -297,10 +341,7 @@ impl RedisBus {
                     continue;
                 }
             }
-            chat.deliver_local(&Delivery {
-                event: Arc::new(envelope.event),
-                origin: None,
-            });
+            chat.deliver(&Delivery::new(envelope.event, None));
         }
     }
 }
@@ -308,7 +349,7 @@ impl RedisBus {
 impl RedisBus {
     /// After a lost connection: waits until the link is back, then delivers what was
     /// missed meanwhile from the rooms' histories.
-    async fn recover(&self, gap: GapMarker, chat: &ChatService, cancel: &CancellationToken) {
+    async fn recover(&self, gap: GapMarker, chat: &dyn Inbound, cancel: &CancellationToken) {
         let mut ups = self.link.ups();
         let from_ms = gap.last_ok_ms.saturating_sub(GAP_SLACK.as_millis() as u64);
         let mut failures = 0;
@@ -348,8 +389,8 @@ impl RedisBus {
 
     /// Delivers the stored messages of every wanted room sent since `from_ms` (and since
     /// the room got local members) that this pod has not seen; returns how many.
-    async fn fill(&self, from_ms: u64, chat: &ChatService) -> Result<usize, StoreError> {
-        let Some(history) = &self.history else {
+    async fn fill(&self, from_ms: u64, chat: &dyn Inbound) -> Result<usize, LinkError> {
+        let Some(retention) = self.history else {
             return Ok(0);
         };
         let rooms: Vec<(RoomName, u64)> = {
@@ -362,12 +403,12 @@ impl RedisBus {
         };
         let mut delivered = 0;
         for (room, joined) in rooms {
-            for message in history.sent_since(&room, from_ms.max(joined)).await? {
+            for message in
+                history::sent_since(&self.link, &room, from_ms.max(joined), retention).await?
+            {
                 if self.first_sight(message.id) {
-                    chat.deliver_local(&Delivery {
-                        event: Arc::new(ChatEvent::Message { message }),
-                        origin: None,
-                    });
+                    let message = Arc::new(message);
+                    chat.deliver(&Delivery::new(ChatEvent::Message { message }, None));
                     delivered += 1;
                 }
             }
@@ -394,14 +435,16 @@ impl RedisBus {
 
 impl Bus for RedisBus {
     fn publish(&self, delivery: &Delivery) -> Receipt {
-        let envelope = Envelope {
-            pod: self.pod.as_str(),
-            event: &*delivery.event,
-        };
-        let payload = match serde_json::to_vec(&envelope) {
-            Ok(payload) => payload,
-            Err(e) => return Receipt::ready(Err(BusError::Backend(e.to_string()))),
-        };
+        let mut failed = None;
+        let payload = delivery.encoded.get(Form::BusEnvelope, || {
+            envelope(&self.pod, delivery).unwrap_or_else(|e| {
+                failed = Some(e.to_string());
+                Vec::new()
+            })
+        });
+        if let Some(e) = failed {
+            return Receipt::ready(Err(BusError::Backend(e)));
+        }
         if !self.link.is_up() {
             self.count_undelivered(1, &BusError::Unavailable);
             return Receipt::ready(Err(BusError::Unavailable));
@@ -414,7 +457,7 @@ impl Bus for RedisBus {
         let item = Outgoing {
             channel: channel_for(delivery.event.room()),
             payload,
-            event: delivery.event.clone(),
+            record: delivery.event.room().cloned().zip(delivery.message_json()),
             done,
         };
         match self.outgoing.try_send(item) {
@@ -457,6 +500,14 @@ impl Bus for RedisBus {
         self.undelivered.load(Ordering::Relaxed)
     }
 
+    fn inbound_dropped(&self) -> u64 {
+        self.link.inbound_dropped()
+    }
+
+    fn losses(&self) -> u64 {
+        self.link.losses()
+    }
+
     fn status(&self) -> BusStatus {
         if self.link.is_up() {
             BusStatus::Up
@@ -469,6 +520,21 @@ impl Bus for RedisBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_envelope_built_from_shared_json_decodes_to_the_event() {
+        let room = RoomName::parse("r").unwrap();
+        let message = Arc::new(crate::chat::Message::chat(
+            Some(room),
+            "ann".into(),
+            "hi \"there\"".into(),
+        ));
+        let delivery = Delivery::new(ChatEvent::Message { message }, None);
+        let bytes = envelope("pod \"1\"", &delivery).unwrap();
+        let decoded: Envelope<String, ChatEvent> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(decoded.pod, "pod \"1\"");
+        assert_eq!(decoded.event, *delivery.event);
+    }
 
     #[test]
     fn seen_ids_drop_repeats_and_forget_the_oldest_beyond_the_bound() {

@@ -1,11 +1,18 @@
-//! The Redis side of scale-out: one resilient connection per pod ([`RedisLink`]), the
-//! chat bus on it ([`RedisBus`]) and the socketioxide-redis adapter driver
-//! ([`LinkDriver`]). The only users of the redis crate.
+//! The chat bus over Redis pub/sub ([`RedisBus`]), on the pod's [`crate::redis::RedisLink`].
 
 mod chat_bus;
-mod driver;
-mod link;
 
 pub use chat_bus::{channel_for, BusTasks, RedisBus, GLOBAL_CHANNEL, ROOM_CHANNEL_PREFIX};
-pub use driver::LinkDriver;
-pub use link::{client_for, ChanItem, GapMarker, RedisLink, UrlError, HEARTBEAT};
+
+use crate::chat::BusError;
+use crate::redis::LinkError;
+
+impl From<LinkError> for BusError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Unavailable => BusError::Unavailable,
+            LinkError::Timeout => BusError::Timeout,
+            LinkError::Backend(reason) => BusError::Backend(reason),
+        }
+    }
+}

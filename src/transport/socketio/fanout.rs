@@ -12,9 +12,10 @@ use socketioxide::SocketIo;
 use socketioxide::{BroadcastError, SocketError};
 use tracing::debug;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::chat::{ChatEvent, Delivery, LocalFanout};
+use crate::chat::{ChatEvent, ConnId, Delivery, LocalFanout, Recipients, RoomName, Transport};
 
 /// Event carrying a chat message to clients.
 pub const EVENT_MESSAGE_NEW: &str = "message:new";
@@ -59,8 +60,36 @@ impl<A: Adapter> SioFanout<A> {
     }
 }
 
+impl<A: Adapter> SioFanout<A> {
+    fn with_socket(&self, conn: &ConnId, f: impl FnOnce(socketioxide::extract::SocketRef<A>)) {
+        let socket = self
+            .io
+            .get()
+            .and_then(|io| io.of("/"))
+            .zip(Sid::from_str(conn.as_str()).ok())
+            .and_then(|(ns, sid)| ns.get_socket(sid));
+        if let Some(socket) = socket {
+            f(socket);
+        }
+    }
+}
+
 impl<A: Adapter> LocalFanout for SioFanout<A> {
-    fn deliver(&self, delivery: &Delivery) {
+    fn joined(&self, conn: &ConnId, transport: Transport, room: &RoomName) {
+        if transport == Transport::SocketIo {
+            self.with_socket(conn, |socket| socket.join(room.to_string()));
+        }
+    }
+
+    fn left(&self, conn: &ConnId, transport: Transport, room: &RoomName) {
+        if transport == Transport::SocketIo {
+            self.with_socket(conn, |socket| socket.leave(room.to_string()));
+        }
+    }
+
+    fn deliver(&self, delivery: &Delivery, _recipients: &Recipients<'_>) {
+        // socketioxide broadcasts to its own rooms, which mirror the chat's index
+        // (`joined`/`left` below): one packet encoding per delivery.
         // `of` rather than the root shortcuts: those panic once `io.close()` removed "/".
         let Some(ns) = self.io.get().and_then(|io| io.of("/")) else {
             return;
@@ -83,10 +112,20 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
         } else {
             ops
         };
-        let (name, payload) = event_for(&delivery.event);
+        // A chat message's payload is its JSON made once by the chat, passed through raw.
+        let shared = delivery.message_json();
+        let raw = shared
+            .as_deref()
+            .and_then(|json| serde_json::from_slice::<&RawValue>(json).ok());
         // A local broadcast completes synchronously; poll it once to keep order.
-        let emit = ops.emit(name, &payload);
-        match emit.now_or_never() {
+        let emitted = match raw {
+            Some(raw) => ops.emit(EVENT_MESSAGE_NEW, raw).now_or_never(),
+            None => {
+                let (name, payload) = event_for(&delivery.event);
+                ops.emit(name, &payload).now_or_never()
+            }
+        };
+        match emitted {
             Some(Ok(())) => {}
             Some(Err(BroadcastError::Socket(errors))) => {
                 let full = errors

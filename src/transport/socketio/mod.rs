@@ -3,6 +3,7 @@
 //! socket.io side of local fan-out (`message:new`). Generic over the socketioxide
 //! adapter: in-memory on one node, socketioxide-redis across pods.
 
+mod cluster_driver;
 mod fanout;
 mod reply;
 mod requests;
@@ -20,6 +21,7 @@ use socketioxide::{ParserConfig, SocketIoBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+pub use cluster_driver::LinkDriver;
 pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
 pub use reply::{error_body, Reply, EVENT_ERROR};
 pub use requests::check_event_payload;
@@ -174,11 +176,10 @@ struct TokenExpiry(u64);
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
     let sender = sender_of(&socket);
     let conn = sender.conn.clone();
-    state.chat.connect(&sender, Transport::SocketIo);
+    state.chat.connect(&sender, Transport::SocketIo, None);
     if let Some(own) = sender.own_room() {
-        match state.chat.join(&sender, &own) {
-            Ok(_) => socket.join(own.to_string()),
-            Err(e) => debug!(error = %e, "own room not joined"),
+        if let Err(e) = state.chat.join(&sender, &own) {
+            debug!(error = %e, "own room not joined");
         }
     }
     if let Some(TokenExpiry(exp)) = socket.extensions.get::<TokenExpiry>() {
@@ -233,25 +234,27 @@ async fn on_join<A: Adapter>(
     };
     let sender = sender_of(&socket);
     if let Some(since) = req.since {
-        // Missed messages ride in the ack, queued before any live message.
+        // Missed messages ride in the ack, queued before any live message. The turn is
+        // held until the hand-over: the socket's next event (a `room:leave`, say) runs
+        // after this join, as sent.
         let room = req.room.clone();
+        let mut reply = Some(reply);
         let recovered = state
             .chat
             .recover(&sender, &req.room, since, |missed, recovered| {
-                reply.send(Ok(recovery_body(&room, &missed, recovered)));
-                socket.join(room.to_string());
-            });
+                if let Some(reply) = reply.take() {
+                    reply.send(Ok(recovery_body(&room, &missed, recovered)));
+                }
+            })
+            .await;
         drop(turn);
-        if let Err(e) = recovered.await {
-            // The reply was not consumed: recovery failed before the hand-over.
-            reply::emit_error(&socket, &e);
+        if let (Err(e), Some(reply)) = (recovered, reply) {
+            // Recovery failed before the hand-over: the ack says why.
+            reply.send(Err(e));
         }
         return;
     }
-    let joined = state
-        .chat
-        .join(&sender, &req.room)
-        .inspect(|_| socket.join(req.room.to_string()));
+    let joined = state.chat.join(&sender, &req.room);
     drop(turn);
     let result = match joined {
         Ok(receipt) => {
@@ -267,27 +270,42 @@ async fn on_join<A: Adapter>(
     reply.send(result);
 }
 
+/// The skeleton every unordered handler shares: count the event, run `handle` on the
+/// decoded request (or answer the decoding error), send the ack.
+async fn answer<A: Adapter, R, Fut>(
+    event: &'static str,
+    req: Result<R, ChatError>,
+    reply: Reply<A>,
+    handle: impl FnOnce(R) -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
+{
+    metrics::message_in(Transport::SocketIo, event);
+    let result = match req {
+        Ok(req) => handle(req).await,
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
 async fn on_history<A: Adapter>(
     socket: SocketRef<A>,
     state: SioState,
     req: Result<HistoryRequest, ChatError>,
     reply: Reply<A>,
 ) {
-    metrics::message_in(Transport::SocketIo, "message:history");
-    let result = match req {
-        Ok(req) => state
-            .chat
-            .history(
-                &sender_of(&socket),
-                &req.room,
-                req.before,
-                req.limit.unwrap_or(DEFAULT_HISTORY_PAGE),
-            )
-            .await
-            .map(|page| page_body(&page)),
-        Err(e) => Err(e),
-    };
-    reply.send(result);
+    answer(
+        "message:history",
+        req,
+        reply,
+        |req: HistoryRequest| async move {
+            let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+            let sender = sender_of(&socket);
+            let page = state.chat.history(&sender, &req.room, req.before, limit);
+            page.await.map(|page| page_body(&page))
+        },
+    )
+    .await;
 }
 
 async fn on_edit<A: Adapter>(
@@ -296,16 +314,12 @@ async fn on_edit<A: Adapter>(
     req: Result<EditRequest, ChatError>,
     reply: Reply<A>,
 ) {
-    metrics::message_in(Transport::SocketIo, "message:edit");
-    let result = match req {
-        Ok(req) => state
-            .chat
-            .edit(&sender_of(&socket), &req.room, req.id, req.content)
-            .await
-            .map(|m| json!({ "status": "ok", "id": m.id })),
-        Err(e) => Err(e),
-    };
-    reply.send(result);
+    answer("message:edit", req, reply, |req: EditRequest| async move {
+        let sender = sender_of(&socket);
+        let edited = state.chat.edit(&sender, &req.room, req.id, req.content);
+        edited.await.map(|m| json!({ "status": "ok", "id": m.id }))
+    })
+    .await;
 }
 
 async fn on_delete<A: Adapter>(
@@ -314,16 +328,19 @@ async fn on_delete<A: Adapter>(
     req: Result<DeleteRequest, ChatError>,
     reply: Reply<A>,
 ) {
-    metrics::message_in(Transport::SocketIo, "message:delete");
-    let result = match req {
-        Ok(req) => state
-            .chat
-            .delete(&sender_of(&socket), &req.room, req.id)
-            .await
-            .map(|()| json!({ "status": "ok", "id": req.id })),
-        Err(e) => Err(e),
-    };
-    reply.send(result);
+    answer(
+        "message:delete",
+        req,
+        reply,
+        |req: DeleteRequest| async move {
+            let sender = sender_of(&socket);
+            let deleted = state.chat.delete(&sender, &req.room, req.id);
+            deleted
+                .await
+                .map(|()| json!({ "status": "ok", "id": req.id }))
+        },
+    )
+    .await;
 }
 
 async fn on_status<A: Adapter>(
@@ -332,20 +349,18 @@ async fn on_status<A: Adapter>(
     req: Result<StatusRequest, ChatError>,
     reply: Reply<A>,
 ) {
-    metrics::message_in(Transport::SocketIo, "presence:update");
-    let sender = sender_of(&socket);
-    let result = match req {
-        Ok(req) => match state.gate.limit(Action::Presence, &sender) {
-            Ok(()) => state
-                .chat
-                .set_status(&sender, req.status)
-                .await
-                .map(|()| json!({ "status": "ok" })),
-            Err(e) => Err(e),
+    answer(
+        "presence:update",
+        req,
+        reply,
+        |req: StatusRequest| async move {
+            let sender = sender_of(&socket);
+            state.gate.limit(Action::Presence, &sender)?;
+            let set = state.chat.set_status(&sender, req.status);
+            set.await.map(|()| json!({ "status": "ok" }))
         },
-        Err(e) => Err(e),
-    };
-    reply.send(result);
+    )
+    .await;
 }
 
 async fn on_presence_list<A: Adapter>(
@@ -354,16 +369,12 @@ async fn on_presence_list<A: Adapter>(
     req: Result<RoomRequest, ChatError>,
     reply: Reply<A>,
 ) {
-    metrics::message_in(Transport::SocketIo, "presence:list");
-    let result = match req {
-        Ok(req) => state
-            .chat
-            .presence_list(&sender_of(&socket), &req.room)
-            .await
-            .map(|users| users_body(&users)),
-        Err(e) => Err(e),
-    };
-    reply.send(result);
+    answer("presence:list", req, reply, |req: RoomRequest| async move {
+        let sender = sender_of(&socket);
+        let users = state.chat.presence_list(&sender, &req.room);
+        users.await.map(|users| users_body(&users))
+    })
+    .await;
 }
 
 async fn on_typing<A: Adapter>(
@@ -399,7 +410,6 @@ async fn on_leave<A: Adapter>(
         return reply.send(Err(e));
     }
     let result = req.map(|req| {
-        socket.leave(req.room.to_string());
         state.chat.leave(&sender_of(&socket), &req.room);
         json!({ "status": "ok", "room": req.room })
     });

@@ -1,5 +1,5 @@
 //! [`RedisLink`]: the one Redis connection of a pod (redis-rs `ConnectionManager`, RESP3),
-//! shared by the chat bus and the socket.io adapter. It routes pub/sub pushes to
+//! shared by the chat bus, the stores and the socket.io adapter. It routes pub/sub pushes to
 //! per-channel queues, bounds every call with a timeout, checks liveness with a PING
 //! every second, and re-subscribes every channel when the connection comes back.
 //!
@@ -18,7 +18,21 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::bus::BusError;
+use crate::chat::now_ms;
+
+/// Why a Redis call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Redis is unreachable.
+    #[error("redis is unavailable")]
+    Unavailable,
+    /// Redis did not answer in time.
+    #[error("redis did not answer in time")]
+    Timeout,
+    /// Redis refused the operation.
+    #[error("redis error: {0}")]
+    Backend(String),
+}
 
 /// A pub/sub message: channel name and payload.
 pub type ChanItem = (String, Vec<u8>);
@@ -54,6 +68,8 @@ struct Gaps {
     ups: watch::Sender<u64>,
     /// Unix ms of the last PING answered: every push sent before it has arrived.
     last_ok_ms: AtomicU64,
+    /// How many times the connection was lost.
+    lost: AtomicU64,
 }
 
 /// In a queue registered with [`RedisLink::watch_gaps`]: the connection was lost here,
@@ -86,10 +102,6 @@ impl GapMarker {
             last_ok_ms: u64::from_be_bytes(last_ok_ms.try_into().ok()?),
         })
     }
-}
-
-fn now_ms() -> u64 {
-    crate::store::now_ms()
 }
 
 /// Parses a redis:// or rediss:// URL (user, password, db) and forces RESP3, which
@@ -173,10 +185,17 @@ impl RedisLink {
         self.inner.inbound_dropped.load(Ordering::Relaxed)
     }
 
+    /// Events that may have cost pushes, since start: drops at a full queue and lost
+    /// connections. Unchanged between two reads means no push was lost in between.
+    pub fn losses(&self) -> u64 {
+        self.inner.inbound_dropped.load(Ordering::Acquire)
+            + self.inner.gaps.lost.load(Ordering::Acquire)
+    }
+
     /// Runs one command with the link's timeout; fails at once while Redis is down.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BusError> {
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, LinkError> {
         if !self.is_up() {
-            return Err(BusError::Unavailable);
+            return Err(LinkError::Unavailable);
         }
         self.query_unchecked(cmd).await
     }
@@ -184,41 +203,41 @@ impl RedisLink {
     async fn query_unchecked<T: redis::FromRedisValue>(
         &self,
         cmd: &redis::Cmd,
-    ) -> Result<T, BusError> {
+    ) -> Result<T, LinkError> {
         let mut conn = self.inner.conn.clone();
         match tokio::time::timeout(self.inner.timeout, cmd.query_async(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 
     /// Runs `f` on the connection with the link's timeout; fails at once while Redis is down.
-    pub async fn with_conn<T, F, Fut>(&self, f: F) -> Result<T, BusError>
+    pub async fn with_conn<T, F, Fut>(&self, f: F) -> Result<T, LinkError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         if !self.is_up() {
-            return Err(BusError::Unavailable);
+            return Err(LinkError::Unavailable);
         }
         match tokio::time::timeout(self.inner.timeout, f(self.inner.conn.clone())).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 
     /// Sends a pipeline with the link's timeout; fails at once while Redis is down.
-    pub async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<(), BusError> {
+    pub async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<(), LinkError> {
         if !self.is_up() {
-            return Err(BusError::Unavailable);
+            return Err(LinkError::Unavailable);
         }
         let mut conn = self.inner.conn.clone();
         match tokio::time::timeout(self.inner.timeout, pipe.query_async::<Value>(&mut conn)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 
@@ -228,7 +247,7 @@ impl RedisLink {
         &self,
         channel: String,
         sink: mpsc::Sender<ChanItem>,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), LinkError> {
         self.write_routes().insert(channel.clone(), sink);
         if !self.is_up() {
             return Ok(());
@@ -237,12 +256,12 @@ impl RedisLink {
         match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channel)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 
     /// Stops routing and unsubscribes `channel`.
-    pub async fn unsubscribe(&self, channel: &str) -> Result<(), BusError> {
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), LinkError> {
         self.write_routes().remove(channel);
         if !self.is_up() {
             return Ok(());
@@ -251,7 +270,7 @@ impl RedisLink {
         match tokio::time::timeout(self.inner.timeout, conn.unsubscribe(channel)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 
@@ -290,13 +309,14 @@ impl RedisLink {
                     Err(e) => debug!(error = %e, "redis answered but resubscribing failed"),
                 }
             } else if !alive && was_up {
+                self.inner.gaps.lost.fetch_add(1, Ordering::AcqRel);
                 self.inner.up.store(false, Ordering::Relaxed);
                 warn!("redis down; local delivery continues, retrying every second");
             }
         }
     }
 
-    async fn resubscribe_all(&self) -> Result<usize, BusError> {
+    async fn resubscribe_all(&self) -> Result<usize, LinkError> {
         let channels: Vec<String> = self
             .inner
             .routes
@@ -312,18 +332,18 @@ impl RedisLink {
         match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channels)).await {
             Ok(Ok(())) => Ok(channels.len()),
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(BusError::Timeout),
+            Err(_) => Err(LinkError::Timeout),
         }
     }
 }
 
-fn backend(e: RedisError) -> BusError {
+fn backend(e: RedisError) -> LinkError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-        BusError::Unavailable
+        LinkError::Unavailable
     } else if e.is_timeout() {
-        BusError::Timeout
+        LinkError::Timeout
     } else {
-        BusError::Backend(e.to_string())
+        LinkError::Backend(e.to_string())
     }
 }
 
@@ -350,12 +370,13 @@ fn route_push(
             let routes = routes.read().unwrap_or_else(|e| e.into_inner());
             if let Some(sink) = routes.get(&chan) {
                 if sink.try_send((chan, payload)).is_err() {
-                    dropped.fetch_add(1, Ordering::Relaxed);
+                    dropped.fetch_add(1, Ordering::AcqRel);
                     debug!("inbound pub/sub queue full; message dropped");
                 }
             }
         }
         PushKind::Disconnection => {
+            gaps.lost.fetch_add(1, Ordering::AcqRel);
             let marker = GapMarker {
                 ups: *gaps.ups.borrow(),
                 last_ok_ms: gaps.last_ok_ms.load(Ordering::Relaxed),

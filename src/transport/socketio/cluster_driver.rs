@@ -6,17 +6,16 @@
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
-use super::link::RedisLink;
-use crate::bus::BusError;
+use crate::redis::{LinkError, RedisLink};
 
 /// socketioxide-redis driver on a [`RedisLink`].
 #[derive(Clone)]
 pub struct LinkDriver(pub RedisLink);
 
 impl Driver for LinkDriver {
-    type Error = BusError;
+    type Error = LinkError;
 
-    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), BusError> {
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), LinkError> {
         self.0
             .query::<redis::Value>(redis::cmd("PUBLISH").arg(chan).arg(val))
             .await
@@ -27,7 +26,7 @@ impl Driver for LinkDriver {
         &self,
         chan: String,
         size: usize,
-    ) -> Result<MessageStream<ChanItem>, BusError> {
+    ) -> Result<MessageStream<ChanItem>, LinkError> {
         let (tx, rx) = mpsc::channel(size.max(1));
         // A failed SUBSCRIBE is retried when the link comes back: the adapter still starts.
         if let Err(e) = self.0.subscribe(chan, tx).await {
@@ -36,11 +35,11 @@ impl Driver for LinkDriver {
         Ok(MessageStream::new(rx))
     }
 
-    async fn unsubscribe(&self, chan: String) -> Result<(), BusError> {
+    async fn unsubscribe(&self, chan: String) -> Result<(), LinkError> {
         self.0.unsubscribe(&chan).await
     }
 
-    async fn num_serv(&self, chan: &str) -> Result<u16, BusError> {
+    async fn num_serv(&self, chan: &str) -> Result<u16, LinkError> {
         let (_, count): (String, u16) = self
             .0
             .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(chan))

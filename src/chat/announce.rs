@@ -1,0 +1,192 @@
+//! Presence use cases of [`ChatService`]: "online" and "offline" announcements decided by
+//! the presence store (atomically across pods), status changes, the presence list, and
+//! the background loop that ends stale typing indicators and keeps the store true: it
+//! renews this pod's entries every heartbeat and, after a failed write, syncs again
+//! every [`RETRY_EVERY`] until the store has everything.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::{ChatError, ChatEvent, ChatService, PresenceState, RoomName, Sender, Status, UserRef};
+
+/// How often presence is synced again while the store missed a change.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Presence changes the store did not take, for the next sync.
+#[derive(Default)]
+pub struct Unsynced {
+    /// A write failed since the last successful sync.
+    dirty: AtomicBool,
+    /// Users who left this pod while the store could not be told.
+    departed: Mutex<Vec<(RoomName, UserRef)>>,
+}
+
+impl Unsynced {
+    fn mark(&self) {
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            info!("presence store missed a change; syncing again every second");
+        }
+    }
+
+    fn depart(&self, room: RoomName, user: UserRef) {
+        self.departed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((room, user));
+        self.mark();
+    }
+
+    fn take_departed(&self) -> Vec<(RoomName, UserRef)> {
+        std::mem::take(&mut *self.departed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn restore_departed(&self, mut departed: Vec<(RoomName, UserRef)>) {
+        let mut slot = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        departed.append(&mut slot);
+        *slot = departed;
+        drop(slot);
+        self.mark();
+    }
+}
+
+impl ChatService {
+    /// A user's first local connection joined `room`: records it, and announces
+    /// "online" when no other pod had them.
+    pub(super) async fn announce_online(&self, room: RoomName, user: UserRef, status: Status) {
+        match self.presence_store.online(&room, &user, status).await {
+            Ok(first) => {
+                if self.presence.recorded(&room, &user.id) && first {
+                    drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "presence not recorded; retrying");
+                self.presence_unsynced.mark();
+            }
+        }
+    }
+
+    /// After the grace: announces "offline" when the user's last connection on every
+    /// pod is gone.
+    pub(super) async fn announce_offline(&self, room: RoomName, user: String) {
+        let Some(user) = self.presence.expire(&room, &user) else {
+            return;
+        };
+        self.typing.set(&room, &user, false);
+        match self.presence_store.offline(&room, &user.id).await {
+            Ok(true) => drop(self.emit(
+                ChatEvent::Presence {
+                    room,
+                    user,
+                    status: Status::Offline,
+                },
+                None,
+            )),
+            Ok(false) => {}
+            Err(e) => {
+                debug!(error = %e, "presence not removed; retrying");
+                self.presence_unsynced.depart(room, user);
+            }
+        }
+    }
+
+    /// Sets the sender's status in every room they are in; those rooms get `presence:update`.
+    pub async fn set_status(&self, sender: &Sender, status: Status) -> Result<(), ChatError> {
+        if status == Status::Offline {
+            return Err(ChatError::invalid("status must be online, away or busy"));
+        }
+        for (room, user) in self.presence.set_status(&sender.user, status) {
+            if let Err(e) = self.presence_store.online(&room, &user, status).await {
+                debug!(error = %e, "status not recorded; retrying");
+                self.presence.unrecord(&room, &user.id);
+                self.presence_unsynced.mark();
+            }
+            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+        }
+        Ok(())
+    }
+
+    /// Who is online in `room`, for anyone who may join it.
+    pub async fn presence_list(
+        &self,
+        sender: &Sender,
+        room: &RoomName,
+    ) -> Result<Vec<(UserRef, Status)>, ChatError> {
+        sender.may_join(room)?;
+        Ok(self.presence_store.list(room).await?)
+    }
+
+    /// Brings the presence store in line with this pod: renews every local entry (and
+    /// writes again the ones it lost), applies missed departures, reaps dead pods'
+    /// entries; announces what changed.
+    async fn sync_presence(&self) {
+        let retrying = self.presence_unsynced.dirty.swap(false, Ordering::AcqRel);
+        let online = self.presence.snapshot();
+        // Someone who left and came back is online, not departed.
+        let departed: Vec<_> = self
+            .presence_unsynced
+            .take_departed()
+            .into_iter()
+            .filter(|(room, user)| !self.presence.contains(room, &user.id))
+            .collect();
+        let state = PresenceState {
+            online,
+            departed,
+            rooms: self.membership().rooms(),
+        };
+        match self.presence_store.sync(&state).await {
+            Ok(changes) => {
+                if retrying {
+                    info!("presence store synced again");
+                }
+                for (room, user) in changes.online {
+                    if self.presence.recorded(&room, &user.id) {
+                        let status = Status::Online;
+                        drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                    }
+                }
+                for (room, user, _) in &state.online {
+                    self.presence.recorded(room, &user.id);
+                }
+                for (room, user) in changes.offline {
+                    let status = Status::Offline;
+                    drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "presence sync failed; retrying");
+                self.presence_unsynced.restore_departed(state.departed);
+            }
+        }
+    }
+
+    /// Ends stale typing indicators and keeps presence synced until `cancel`.
+    pub async fn run_background(self: Arc<Self>, cancel: CancellationToken) {
+        let mut typing_tick = tokio::time::interval(Duration::from_millis(250));
+        let mut presence_tick = tokio::time::interval(self.settings.presence_heartbeat);
+        let mut retry_tick = tokio::time::interval(RETRY_EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = typing_tick.tick() => {
+                    for (room, user) in self.typing.expired() {
+                        drop(self.emit(ChatEvent::Typing { room, user, typing: false }, None));
+                    }
+                }
+                _ = presence_tick.tick() => {
+                    self.history_sweep();
+                    self.sync_presence().await;
+                }
+                _ = retry_tick.tick() => {
+                    if self.presence_unsynced.dirty.load(Ordering::Acquire) {
+                        self.sync_presence().await;
+                    }
+                }
+            }
+        }
+    }
+}

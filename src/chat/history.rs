@@ -1,0 +1,37 @@
+//! History rules: how long a room's messages are kept, and the time a message id
+//! carries (ids are UUID v7, so they sort by creation time).
+
+use uuid::Uuid;
+
+use super::Message;
+
+/// Retention of each room's history.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Most messages kept per room (HISTORY_LIMIT).
+    pub limit: usize,
+    /// Longest a message is kept (HISTORY_TTL).
+    pub ttl: std::time::Duration,
+}
+
+impl Retention {
+    /// Whether `message` is past the TTL at `now_ms` (Unix milliseconds).
+    pub fn expired(&self, message: &Message, now_ms: u64) -> bool {
+        message_ms(&message.id).saturating_add(self.ttl.as_millis() as u64) < now_ms
+    }
+}
+
+/// Unix milliseconds encoded in a UUID v7 (0 for other versions).
+pub fn message_ms(id: &Uuid) -> u64 {
+    id.get_timestamp().map_or(0, |ts| {
+        let (secs, nanos) = ts.to_unix();
+        secs * 1000 + u64::from(nanos) / 1_000_000
+    })
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,151 @@
+//! The chat's timers on a paused tokio clock (no waiting in real time): typing
+//! indicators end after TYPING_TIMEOUT, "offline" comes PRESENCE_GRACE after a user's
+//! last connection left, and a reconnect within the grace is silent. One node: the
+//! in-memory stores and no bus, driven through `ChatService` as the transports do.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatwire::bus::LocalBus;
+use chatwire::chat::{
+    ChatEvent, ChatService, ChatSettings, ConnId, Delivery, LocalFanout, Recipients, Retention,
+    RoomName, Sender, Status, Stores, Transport,
+};
+use chatwire::store::memory::{MemoryHistory, MemoryPresence};
+use tokio_util::sync::CancellationToken;
+
+const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Every event the chat delivered locally, in order.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<ChatEvent>>);
+
+impl LocalFanout for Recorder {
+    fn deliver(&self, delivery: &Delivery, _recipients: &Recipients<'_>) {
+        self.0
+            .lock()
+            .expect("recorder")
+            .push((*delivery.event).clone());
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<ChatEvent> {
+        std::mem::take(&mut *self.0.lock().expect("recorder"))
+    }
+}
+
+fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
+    let retention = Retention {
+        limit: 100,
+        ttl: Duration::from_secs(3600),
+    };
+    let chat = Arc::new(ChatService::new(
+        Arc::new(LocalBus),
+        Stores {
+            history: Arc::new(MemoryHistory::new(retention)),
+            presence: Arc::new(MemoryPresence::default()),
+        },
+        ChatSettings {
+            max_message_bytes: 65536,
+            presence_grace: GRACE,
+            presence_heartbeat: Duration::from_secs(10),
+            typing_timeout: TYPING_TIMEOUT,
+            history_limit: 100,
+        },
+    ));
+    let recorder = Arc::new(Recorder::default());
+    chat.set_fanouts(vec![recorder.clone()]);
+    let stop = CancellationToken::new();
+    tokio::spawn(chat.clone().run_background(stop.clone()));
+    (chat, recorder, stop)
+}
+
+fn ann(conn: &str) -> Sender {
+    Sender {
+        user: "ann".into(),
+        ..Sender::anonymous(ConnId::new(conn))
+    }
+}
+
+fn room() -> RoomName {
+    RoomName::parse("R").expect("room")
+}
+
+/// Lets spawned tasks run (the clock stays where it is).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn presence(events: &[ChatEvent]) -> Vec<Status> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Presence { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_typing_indicator_ends_after_the_timeout() {
+    let (chat, recorder, stop) = chat();
+    let sender = ann("c1");
+    chat.connect(&sender, Transport::Ws, None);
+    drop(chat.join(&sender, &room()).expect("join"));
+    settle().await;
+    chat.typing(&sender, &room(), true).expect("typing");
+    recorder.take();
+
+    tokio::time::advance(TYPING_TIMEOUT - Duration::from_secs(1)).await;
+    settle().await;
+    assert!(recorder.take().is_empty(), "not ended before the timeout");
+
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    let ended: Vec<bool> = recorder
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            ChatEvent::Typing { typing, .. } => Some(typing),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [false]);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_comes_after_the_grace_and_a_quick_reconnect_is_silent() {
+    let (chat, recorder, stop) = chat();
+    let first = ann("c1");
+    chat.connect(&first, Transport::Ws, None);
+    drop(chat.join(&first, &room()).expect("join"));
+    settle().await;
+    assert_eq!(presence(&recorder.take()), [Status::Online]);
+
+    // Gone, and back within the grace on another connection: nothing to announce.
+    chat.disconnect(&first.conn);
+    settle().await;
+    tokio::time::advance(GRACE / 2).await;
+    let second = ann("c2");
+    chat.connect(&second, Transport::Ws, None);
+    drop(chat.join(&second, &room()).expect("join"));
+    tokio::time::advance(GRACE).await;
+    settle().await;
+    assert_eq!(presence(&recorder.take()), []);
+
+    // Gone for good: "offline" once the grace has passed, not before.
+    chat.disconnect(&second.conn);
+    settle().await;
+    tokio::time::advance(GRACE - Duration::from_millis(100)).await;
+    settle().await;
+    assert_eq!(presence(&recorder.take()), []);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(presence(&recorder.take()), [Status::Offline]);
+    stop.cancel();
+}
