@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::chat::{ErrorCode, RoomName, RoomPattern, MAX_HISTORY_PAGE, MAX_ROOM_NAME_LEN};
 use crate::gate::{bearer_token, protocol_token, unix_now, AuthSettings, Authenticator};
 use crate::transport::socketio::check_event_payload;
-use crate::transport::ws_protocol::{decode, ClientFrame, Request};
+use crate::transport::ws::protocol::{decode, ClientFrame, Request};
 
 /// The HS256 secret of the [`token`] target.
 pub const TOKEN_SECRET: &str = "chatwire-fuzz-secret";
@@ -45,7 +45,7 @@ fn split_line(data: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// A text frame of the raw WebSocket protocol (`transport::ws_protocol::decode`).
+/// A text frame of the raw WebSocket protocol (`transport::ws::protocol::decode`).
 pub fn ws_frame(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;

@@ -24,7 +24,9 @@
 //! - [`store`]: implements the chat's stores: history and presence in memory, or in
 //!   Redis across pods (atomic Lua scripts for presence).
 //! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
-//!   socket.io, raw WebSocket, HTTP (health, metrics, history API, OpenAPI), the demo page.
+//!   socket.io (`socketio/`: events, fan-out, requests, turn), raw WebSocket (`ws/`:
+//!   upgrade, session, writer, hub, protocol), HTTP (health, metrics, history API,
+//!   OpenAPI), the demo page; one `AppState` for all of them.
 //! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
 //!   corpus-replay tests.
 //!

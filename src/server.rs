@@ -29,11 +29,12 @@ use crate::gate::{Gate, GateClock};
 use crate::redis::RedisLink;
 use crate::store::memory::{MemoryHistory, MemoryPresence};
 use crate::store::redis::{RedisHistory, RedisPresence};
-use crate::transport::http::{self, HttpContext, SocketDirectory};
+use crate::transport::http;
 use crate::transport::socketio::LinkDriver;
 use crate::transport::socketio::{self, SioFanout, SioSettings};
-use crate::transport::ws::{self, WsContext, WsSettings};
-use crate::transport::ws_hub::{close_code, WsHub};
+use crate::transport::state::{AppState, LateDirectory, SocketDirectory};
+use crate::transport::ws::{self, WsSettings};
+use crate::transport::ws::{close_code, WsHub};
 use crate::transport::{accept, demo};
 
 /// How often rate-limit keys back at their full allowance are forgotten.
@@ -222,8 +223,23 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         send_buffer: config.send_buffer,
         connect_timeout: socketio::DEFAULT_CONNECT_TIMEOUT,
     };
-    let (sio_layer, io) =
-        socketio::configure(builder, settings, chat.clone(), gate.clone()).build_layer();
+    let state = AppState {
+        chat: chat.clone(),
+        gate: gate.clone(),
+        hub: hub.clone(),
+        bus: bus.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
+        directory: Arc::new(LateDirectory::default()),
+        tracker: TaskTracker::new(),
+        ws_settings: WsSettings {
+            max_message_bytes: config.max_message_bytes,
+            ping_interval: config.ping_interval,
+            pong_timeout: config.pong_timeout,
+            send_buffer: config.send_buffer,
+        },
+    };
+    let (sio_layer, io) = socketio::configure(builder, settings, state.clone()).build_layer();
+    state.directory.set(Arc::new(SioDirectory(io.clone())));
     io.ns("/", socketio::on_connect::<A>.with(socketio::admit::<A>))
         .spawn();
     let sio_fanout = Arc::new(SioFanout::new(dropped));
@@ -233,34 +249,15 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         hub.clone() as Arc<dyn LocalFanout>,
     ]);
 
-    let draining = Arc::new(AtomicBool::new(false));
-    let tracker = TaskTracker::new();
+    let (draining, tracker) = (state.draining.clone(), state.tracker.clone());
     let app = if config.demo_ui {
         Router::new().merge(demo::routes())
     } else {
         Router::new()
     };
     let app = app
-        .merge(http::routes(HttpContext {
-            chat: chat.clone(),
-            hub: hub.clone(),
-            bus: bus.clone(),
-            draining: draining.clone(),
-            directory: Arc::new(SioDirectory(io.clone())),
-            gate: gate.clone(),
-        }))
-        .merge(ws::routes(WsContext {
-            chat: chat.clone(),
-            hub: hub.clone(),
-            gate: gate.clone(),
-            tracker: tracker.clone(),
-            settings: WsSettings {
-                max_message_bytes: config.max_message_bytes,
-                ping_interval: config.ping_interval,
-                pong_timeout: config.pong_timeout,
-                send_buffer: config.send_buffer,
-            },
-        }))
+        .merge(http::routes(state.clone()))
+        .merge(ws::routes(state))
         .layer(sio_layer);
     let app = edge_layers(app, &gate);
 

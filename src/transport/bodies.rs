@@ -42,8 +42,15 @@ pub fn status_of(err: &ChatError) -> StatusCode {
     }
 }
 
-/// An HTTP error answer with the catalogue's JSON body (and Retry-After or
-/// WWW-Authenticate where they apply).
+/// Every HTTP route answers a chat error the same way (status, JSON body, headers).
+impl IntoResponse for ChatError {
+    fn into_response(self) -> Response {
+        error_response(&self)
+    }
+}
+
+/// The HTTP answer to `err`: status by code, `{"status":"error","code","message"}`,
+/// `Retry-After` for rate limits, `WWW-Authenticate` for auth failures.
 pub fn error_response(err: &ChatError) -> Response {
     crate::telemetry::metrics::error(err.code());
     let mut body = json!({ "status": "error", "code": err.code(), "message": err.to_string() });

@@ -2,8 +2,7 @@
 //! socket listing.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::Request;
 use axum::extract::State;
@@ -12,7 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -22,37 +20,14 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::bodies::{error_response, page_body, DEFAULT_HISTORY_PAGE};
-use crate::chat::{Bus, BusStatus, ChatError, ChatService, ConnId, ErrorCode, RoomName, Sender};
+use super::bodies::{page_body, DEFAULT_HISTORY_PAGE};
+use super::state::{AppState, SocketDirectory};
+use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, RoomName, Sender};
 use crate::gate::{bearer_token, Action, Gate};
 use crate::telemetry::metrics;
-use crate::transport::ws_hub::WsHub;
-
-/// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
-pub trait SocketDirectory: Send + Sync + 'static {
-    /// Every socket (id, pod) and every room, across pods.
-    fn list(&self) -> BoxFuture<'_, Result<Value, String>>;
-}
-
-/// What the HTTP endpoints read.
-#[derive(Clone)]
-pub struct HttpContext {
-    /// The chat domain (for counts).
-    pub chat: Arc<ChatService>,
-    /// The raw WebSocket registry (for drop counts).
-    pub hub: Arc<WsHub>,
-    /// The pod-to-pod bus (for its status).
-    pub bus: Arc<dyn Bus>,
-    /// Set once shutdown begins: /ready answers 503 from then on.
-    pub draining: Arc<AtomicBool>,
-    /// Socket.io sockets and rooms across the cluster.
-    pub directory: Arc<dyn SocketDirectory>,
-    /// Identifies callers of the history API, as on the realtime transports.
-    pub gate: Gate,
-}
 
 /// The HTTP routes.
-pub fn routes(ctx: HttpContext) -> Router {
+pub fn routes(ctx: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -67,7 +42,7 @@ pub fn routes(ctx: HttpContext) -> Router {
         .with_state(ctx)
 }
 
-async fn health(State(ctx): State<HttpContext>) -> impl IntoResponse {
+async fn health(State(ctx): State<AppState>) -> impl IntoResponse {
     let counts = ctx.chat.membership().counts();
     Json(json!({
         "status": "ok",
@@ -97,10 +72,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-impl FromRequestParts<HttpContext> for ApiCaller {
-    type Rejection = Response;
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ChatError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &HttpContext) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ChatError> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -110,14 +85,8 @@ impl FromRequestParts<HttpContext> for ApiCaller {
             .ok()
             .and_then(|Query(q)| q.token);
         let token = bearer_token(&parts.headers).or(query_token.as_deref());
-        let caller = ctx
-            .gate
-            .identify(ConnId::new("http"), token, ip)
-            .map_err(|e| error_response(&e))?
-            .sender;
-        ctx.gate
-            .limit(Action::Read, &caller)
-            .map_err(|e| error_response(&e))?;
+        let caller = ctx.gate.identify(ConnId::new("http"), token, ip)?.sender;
+        ctx.gate.limit(Action::Read, &caller)?;
         Ok(Self(caller))
     }
 }
@@ -125,7 +94,7 @@ impl FromRequestParts<HttpContext> for ApiCaller {
 /// `GET /api/rooms/{room}/messages?before=&limit=`: a page of history, under the same
 /// rules as the realtime transports (token when AUTH_ENABLED, user rooms, room ACL).
 async fn room_messages(
-    State(ctx): State<HttpContext>,
+    State(ctx): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Path(room): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -147,7 +116,7 @@ async fn room_messages(
     .await;
     match result {
         Ok(page) => Json(page_body(&page)).into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -160,7 +129,7 @@ fn listable(caller: &Sender, room: &str) -> bool {
 
 /// `GET /api/rooms`: rooms with members, and their member counts, across pods; only
 /// rooms the caller could join.
-async fn active_rooms(State(ctx): State<HttpContext>, ApiCaller(caller): ApiCaller) -> Response {
+async fn active_rooms(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -> Response {
     match ctx.chat.active_rooms().await {
         Ok(rooms) => {
             let rooms: Vec<Value> = rooms
@@ -170,13 +139,13 @@ async fn active_rooms(State(ctx): State<HttpContext>, ApiCaller(caller): ApiCall
                 .collect();
             Json(json!({ "status": "ok", "rooms": rooms })).into_response()
         }
-        Err(e) => error_response(&e),
+        Err(e) => e.into_response(),
     }
 }
 
 /// `GET /api/cluster/sockets`: socket.io sockets and rooms on every pod; the same caller
 /// rules as `/api/rooms`.
-async fn cluster_sockets(State(ctx): State<HttpContext>, ApiCaller(caller): ApiCaller) -> Response {
+async fn cluster_sockets(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -> Response {
     match ctx.directory.list().await {
         Ok(mut body) => {
             if let Some(rooms) = body.get_mut("rooms").and_then(Value::as_array_mut) {
@@ -193,7 +162,7 @@ async fn cluster_sockets(State(ctx): State<HttpContext>, ApiCaller(caller): ApiC
 }
 
 /// `GET /metrics`: Prometheus text format.
-async fn prometheus(State(ctx): State<HttpContext>) -> Response {
+async fn prometheus(State(ctx): State<AppState>) -> Response {
     let Some(handle) = metrics::handle() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -221,7 +190,7 @@ async fn prometheus(State(ctx): State<HttpContext>) -> Response {
         .into_response()
 }
 
-async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {
+async fn ready(State(ctx): State<AppState>) -> impl IntoResponse {
     let unavailable = |status| {
         (
             StatusCode::SERVICE_UNAVAILABLE,

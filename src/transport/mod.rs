@@ -1,6 +1,6 @@
 //! Protocol edges. Each transport decodes its wire into chat calls and encodes chat
 //! deliveries for its wire; transports never import each other, only the shared
-//! [`bodies`].
+//! [`bodies`] and [`state`].
 
 pub mod accept;
 pub mod bodies;
@@ -8,6 +8,5 @@ pub mod demo;
 pub mod http;
 pub mod openapi;
 pub mod socketio;
+pub mod state;
 pub mod ws;
-pub mod ws_hub;
-pub mod ws_protocol;

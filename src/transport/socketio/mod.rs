@@ -4,6 +4,7 @@
 //! adapter: in-memory on one node, socketioxide-redis across pods.
 
 mod cluster_driver;
+mod events;
 mod fanout;
 mod reply;
 mod requests;
@@ -13,10 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Event, SocketRef, State, TryData};
-use socketioxide::socket::DisconnectReason;
+use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::{ParserConfig, SocketIoBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -25,16 +24,11 @@ pub use cluster_driver::LinkDriver;
 pub use fanout::{SioFanout, EVENT_MESSAGE_NEW};
 pub use reply::{error_body, Reply, EVENT_ERROR};
 pub use requests::check_event_payload;
-use requests::{
-    decode, DeleteRequest, EditRequest, HistoryRequest, JoinRequest, RoomRequest, SendRequest,
-    StatusRequest, TypingRequest,
-};
 pub use turn::{Line, Turn};
 
-use crate::chat::{excerpt, ChatError, ChatService, ConnId, Sender, Transport};
-use crate::gate::{bearer_token, unix_now, Action, ConnectionPermit, Gate};
-use crate::telemetry::metrics;
-use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
+use crate::chat::{ChatError, ConnId, Sender, Transport};
+use crate::gate::{bearer_token, unix_now};
+use crate::transport::state::AppState;
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
 /// message is answered with MESSAGE_TOO_LARGE rather than a dropped connection.
@@ -88,21 +82,13 @@ pub fn wire<A: Adapter>(builder: SocketIoBuilder<A>, settings: SioSettings) -> S
 /// Read buffer of a socket.io WebSocket, in bytes (grows for larger frames).
 pub const WS_READ_BUFFER: usize = 512;
 
-/// State shared by the socket.io handlers.
-#[derive(Clone)]
-pub struct SioState {
-    chat: Arc<ChatService>,
-    gate: Gate,
-}
-
-/// Applies chatwire's wire settings and handler state to a socket.io builder.
+/// Applies chatwire's wire settings and the handlers' state to a socket.io builder.
 pub fn configure<A: Adapter>(
     builder: SocketIoBuilder<A>,
     settings: SioSettings,
-    chat: Arc<ChatService>,
-    gate: Gate,
+    state: AppState,
 ) -> SocketIoBuilder<A> {
-    wire(builder, settings).with_state(SioState { chat, gate })
+    wire(builder, settings).with_state(state)
 }
 
 /// Why a socket.io connection was refused: sent as the `connect_error` message
@@ -135,7 +121,7 @@ pub struct AuthPayload {
 /// token (handshake `auth.token`, or an `Authorization: Bearer` header).
 pub async fn admit<A: Adapter>(
     socket: SocketRef<A>,
-    State(state): State<SioState>,
+    State(state): State<AppState>,
     TryData(auth): TryData<AuthPayload>,
 ) -> Result<(), Refusal> {
     let parts = socket.req_parts();
@@ -164,8 +150,8 @@ pub async fn admit<A: Adapter>(
     socket.extensions.insert(Line::held_for_connect());
     // One dispatcher rather than a handler per event: socketioxide keeps a map of
     // handlers per socket, which would cost every connection about 700 bytes.
-    socket.on_fallback(on_event::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
+    socket.on_fallback(events::on_event::<A>);
+    socket.on_disconnect(events::on_disconnect::<A>);
     Ok(())
 }
 
@@ -173,7 +159,7 @@ pub async fn admit<A: Adapter>(
 struct TokenExpiry(u64);
 
 /// The connect handler of namespace "/": registers the socket and its event handlers.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<SioState>) {
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
     let sender = sender_of(&socket);
     let conn = sender.conn.clone();
     state.chat.connect(&sender, Transport::SocketIo, None);
@@ -215,317 +201,6 @@ async fn expire_at<A: Adapter>(socket: SocketRef<A>, exp: u64, stop: Cancellatio
     if let Err(e) = socket.disconnect() {
         debug!(error = %e, "expired socket already gone");
     }
-}
-
-async fn on_join<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    turn: Turn,
-    req: Result<JoinRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "room:join");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let req = match req {
-        Ok(req) => req,
-        Err(e) => return reply.send(Err(e)),
-    };
-    let sender = sender_of(&socket);
-    if let Some(since) = req.since {
-        // Missed messages ride in the ack, queued before any live message. The turn is
-        // held until the hand-over: the socket's next event (a `room:leave`, say) runs
-        // after this join, as sent.
-        let room = req.room.clone();
-        let mut reply = Some(reply);
-        let recovered = state
-            .chat
-            .recover(&sender, &req.room, since, |missed, recovered| {
-                if let Some(reply) = reply.take() {
-                    reply.send(Ok(recovery_body(&room, &missed, recovered)));
-                }
-            })
-            .await;
-        drop(turn);
-        if let (Err(e), Some(reply)) = (recovered, reply) {
-            // Recovery failed before the hand-over: the ack says why.
-            reply.send(Err(e));
-        }
-        return;
-    }
-    let joined = state.chat.join(&sender, &req.room);
-    drop(turn);
-    let result = match joined {
-        Ok(receipt) => {
-            // Acknowledge once messages from other pods for this room reach this pod.
-            let mut body = json!({ "status": "ok", "room": req.room });
-            if receipt.outcome().await.is_err() {
-                body["degraded"] = json!(true);
-            }
-            Ok(body)
-        }
-        Err(e) => Err(e),
-    };
-    reply.send(result);
-}
-
-/// The skeleton every unordered handler shares: count the event, run `handle` on the
-/// decoded request (or answer the decoding error), send the ack.
-async fn answer<A: Adapter, R, Fut>(
-    event: &'static str,
-    req: Result<R, ChatError>,
-    reply: Reply<A>,
-    handle: impl FnOnce(R) -> Fut,
-) where
-    Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
-{
-    metrics::message_in(Transport::SocketIo, event);
-    let result = match req {
-        Ok(req) => handle(req).await,
-        Err(e) => Err(e),
-    };
-    reply.send(result);
-}
-
-async fn on_history<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    req: Result<HistoryRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    answer(
-        "message:history",
-        req,
-        reply,
-        |req: HistoryRequest| async move {
-            let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
-            let sender = sender_of(&socket);
-            let page = state.chat.history(&sender, &req.room, req.before, limit);
-            page.await.map(|page| page_body(&page))
-        },
-    )
-    .await;
-}
-
-async fn on_edit<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    req: Result<EditRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    answer("message:edit", req, reply, |req: EditRequest| async move {
-        let sender = sender_of(&socket);
-        let edited = state.chat.edit(&sender, &req.room, req.id, req.content);
-        edited.await.map(|m| json!({ "status": "ok", "id": m.id }))
-    })
-    .await;
-}
-
-async fn on_delete<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    req: Result<DeleteRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    answer(
-        "message:delete",
-        req,
-        reply,
-        |req: DeleteRequest| async move {
-            let sender = sender_of(&socket);
-            let deleted = state.chat.delete(&sender, &req.room, req.id);
-            deleted
-                .await
-                .map(|()| json!({ "status": "ok", "id": req.id }))
-        },
-    )
-    .await;
-}
-
-async fn on_status<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    req: Result<StatusRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    answer(
-        "presence:update",
-        req,
-        reply,
-        |req: StatusRequest| async move {
-            let sender = sender_of(&socket);
-            state.gate.limit(Action::Presence, &sender)?;
-            let set = state.chat.set_status(&sender, req.status);
-            set.await.map(|()| json!({ "status": "ok" }))
-        },
-    )
-    .await;
-}
-
-async fn on_presence_list<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    req: Result<RoomRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    answer("presence:list", req, reply, |req: RoomRequest| async move {
-        let sender = sender_of(&socket);
-        let users = state.chat.presence_list(&sender, &req.room);
-        users.await.map(|users| users_body(&users))
-    })
-    .await;
-}
-
-async fn on_typing<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    turn: Turn,
-    req: Result<TypingRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "user:typing");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let sender = sender_of(&socket);
-    let result = req.and_then(|req| {
-        state.gate.limit(Action::Typing, &sender)?;
-        state.chat.typing(&sender, &req.room, req.typing)?;
-        Ok(json!({ "status": "ok" }))
-    });
-    drop(turn);
-    reply.send(result);
-}
-
-async fn on_leave<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    turn: Turn,
-    req: Result<RoomRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "room:leave");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let result = req.map(|req| {
-        state.chat.leave(&sender_of(&socket), &req.room);
-        json!({ "status": "ok", "room": req.room })
-    });
-    drop(turn);
-    reply.send(result);
-}
-
-async fn on_send<A: Adapter>(
-    socket: SocketRef<A>,
-    state: SioState,
-    turn: Turn,
-    req: Result<SendRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "message:send");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let sender = sender_of(&socket);
-    let posted = req.and_then(|req| {
-        state.gate.limit(Action::Send, &sender)?;
-        state.chat.post(&sender, req.room, req.content)
-    });
-    drop(turn);
-    let result = match posted {
-        Ok(posted) => {
-            // Acknowledge once other pods have it, or say it reached only this pod.
-            let degraded = posted.receipt.outcome().await.is_err();
-            let mut body = json!({
-                "status": "ok",
-                "id": posted.message.id,
-                "timestamp": posted.message.timestamp,
-            });
-            if degraded {
-                body["degraded"] = json!(true);
-            }
-            Ok(body)
-        }
-        Err(e) => Err(e),
-    };
-    reply.send(result);
-}
-
-/// Events that read the store or Redis: each takes one read from the sender's allowance
-/// (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address).
-const READ_EVENTS: [&str; 5] = [
-    "room:join",
-    "message:history",
-    "message:edit",
-    "message:delete",
-    "presence:list",
-];
-
-/// Routes a client event to its handler. The turn is taken for every event in arrival
-/// order; reads that need no ordering give it up at once.
-async fn on_event<A: Adapter>(
-    socket: SocketRef<A>,
-    State(state): State<SioState>,
-    Event(event): Event,
-    turn: Turn,
-    TryData(args): TryData<serde_json::Value>,
-    reply: Reply<A>,
-) {
-    if READ_EVENTS.contains(&event.as_str()) {
-        if let Err(e) = state.gate.limit(Action::Read, &sender_of(&socket)) {
-            drop(turn);
-            metrics::message_in(Transport::SocketIo, "rate_limited");
-            return reply.send(Err(e));
-        }
-    }
-    match event.as_str() {
-        "room:join" => on_join(socket, state, turn, decode(args), reply).await,
-        "room:leave" => on_leave(socket, state, turn, decode(args), reply).await,
-        "message:send" => on_send(socket, state, turn, decode(args), reply).await,
-        "user:typing" => on_typing(socket, state, turn, decode(args), reply).await,
-        unordered => {
-            drop(turn);
-            match unordered {
-                "message:history" => on_history(socket, state, decode(args), reply).await,
-                "message:edit" => on_edit(socket, state, decode(args), reply).await,
-                "message:delete" => on_delete(socket, state, decode(args), reply).await,
-                "presence:update" => on_status(socket, state, decode(args), reply).await,
-                "presence:list" => on_presence_list(socket, state, decode(args), reply).await,
-                _ => on_unknown(socket, &event, reply),
-            }
-        }
-    }
-}
-
-fn on_unknown<A: Adapter>(socket: SocketRef<A>, event: &str, reply: Reply<A>) {
-    metrics::message_in(Transport::SocketIo, "unknown");
-    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(event, 64)));
-    if reply.wants_ack() {
-        reply::emit_error(&socket, &err);
-    }
-    reply.send(Err(err));
-}
-
-async fn on_disconnect<A: Adapter>(
-    socket: SocketRef<A>,
-    State(state): State<SioState>,
-    reason: DisconnectReason,
-) {
-    // After every earlier event (and the connect handler), so nothing re-registers
-    // the connection once it is gone.
-    if let Some(line) = socket.extensions.get::<Arc<Line>>() {
-        // An unbounded place: never refused.
-        let _ = Turn::next(&line).wait().await;
-    }
-    let conn = sender_of(&socket).conn;
-    state.chat.disconnect(&conn);
-    if let Some(ExpiryTimer(stop)) = socket.extensions.remove::<ExpiryTimer>() {
-        stop.cancel();
-    }
-    drop(socket.extensions.remove::<Arc<ConnectionPermit>>());
-    info!(conn = %conn, ?reason, "socket.io disconnected");
 }
 
 /// One socket.io socket anywhere in the cluster.

@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::bodies::DEFAULT_HISTORY_PAGE;
 use crate::chat::{
     excerpt, ChatError, ChatEvent, Message, MessageType, RoomName, Status, MAX_HISTORY_PAGE,
 };
+use crate::transport::bodies::DEFAULT_HISTORY_PAGE;
 
 /// A request decoded from one client text frame.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::ws_protocol;
+use super::protocol as ws_protocol;
 use crate::chat::{ConnId, Delivery, Form, LocalFanout, Recipients, Transport};
 
 /// WebSocket close codes chatwire sends.

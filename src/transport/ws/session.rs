@@ -1,239 +1,31 @@
-//! The raw WebSocket transport: the upgrade routes and one task pair per connection
-//! (a reader that decodes and calls the chat, a writer that drains the outbox and sends
-//! heartbeats). Reader and writer end each other through the connection's [`Closer`].
+//! One raw WebSocket connection's life after the upgrade: registration, joins and
+//! recovery, the welcome, the reader that decodes frames and calls the chat, and the
+//! clean-up when it ends.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::time::{interval_at, timeout, Instant};
-use tokio_util::task::TaskTracker;
+use tokio::time::timeout;
 use tracing::{debug, info};
 use uuid::Uuid;
 
-use super::bodies::{error_response, page_body, recovery_body, users_body};
-use super::ws_hub::{close_code, Closer, Outbox, Queued, WsHub};
-use super::ws_protocol::{self, ClientFrame, Request};
-use crate::chat::{ChatError, ChatService, ConnId, Mailbox, Message, RoomName, Sender, Transport};
-use crate::gate::{
-    bearer_token, protocol_token, unix_now, Action, Admission, ConnectionPermit, Gate,
-};
+use super::hub::{close_code, Closer, Outbox};
+use super::protocol::{self as ws_protocol, ClientFrame, Request};
+use super::writer::write_loop;
+use super::{Accepted, Session};
+use crate::chat::{ChatError, Mailbox, Message, RoomName, Sender, Transport};
+use crate::gate::{unix_now, Action};
 use crate::telemetry::metrics;
-
-/// Read buffer of a raw WebSocket connection, in bytes (grows for larger frames).
-const WS_READ_BUFFER: usize = 1024;
-/// Bytes of queued frames the writer gathers into one socket write.
-const WS_WRITE_BATCH: usize = 8 * 1024;
-/// Longest wait for a close frame to be written.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Settings of the raw WebSocket side.
-#[derive(Debug, Clone, Copy)]
-pub struct WsSettings {
-    /// Largest frame or message accepted (MAX_MESSAGE_BYTES); larger ones close with 1009.
-    pub max_message_bytes: usize,
-    /// Interval between protocol pings.
-    pub ping_interval: Duration,
-    /// Silence (and stuck writes, and a full outbox) tolerated before closing.
-    pub pong_timeout: Duration,
-    /// Outbox capacity per connection.
-    pub send_buffer: usize,
-}
-
-/// What the WebSocket routes need.
-#[derive(Clone)]
-pub struct WsContext {
-    /// The chat domain.
-    pub chat: Arc<ChatService>,
-    /// The local registry of raw connections.
-    pub hub: Arc<WsHub>,
-    /// Admits connections, names their identity, limits their rate.
-    pub gate: Gate,
-    /// Tracks connection tasks so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// Wire settings.
-    pub settings: WsSettings,
-}
-
-/// The six upgrade routes: `/ws`, `/ws/{room}` and the same under `/api/chat-api`.
-pub fn routes(ctx: WsContext) -> Router {
-    Router::new()
-        .route("/ws", get(upgrade))
-        .route("/ws/{room}", get(upgrade_with_room))
-        .route("/api/chat-api/ws", get(upgrade))
-        .route("/api/chat-api/ws/{room}", get(upgrade_with_room))
-        .with_state(ctx)
-}
-
-#[derive(Deserialize)]
-struct WsQuery {
-    room: Option<String>,
-    token: Option<String>,
-    since: Option<String>,
-}
-
-type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
-
-async fn upgrade(
-    State(ctx): State<WsContext>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    query: Result<Query<WsQuery>, QueryRejection>,
-    ws: UpgradeResult,
-) -> Response {
-    let query = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return error_response(&ChatError::invalid(format!("bad query string: {e}"))),
-    };
-    let room = query.room.clone();
-    accept(ctx, peer, &headers, room.as_deref(), query, ws)
-}
-
-async fn upgrade_with_room(
-    State(ctx): State<WsContext>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-    query: Result<Query<WsQuery>, QueryRejection>,
-    ws: UpgradeResult,
-) -> Response {
-    let query = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return error_response(&ChatError::invalid(format!("bad query string: {e}"))),
-    };
-    accept(ctx, peer, &headers, Some(&room), query, ws)
-}
-
-/// Everything is checked before the upgrade: a refused client gets an HTTP error with a
-/// JSON body (400 bad room, 401 token, 403 origin or room, 429 rate or caps).
-fn accept(
-    ctx: WsContext,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    room: Option<&str>,
-    query: WsQuery,
-    ws: UpgradeResult,
-) -> Response {
-    let room = match room
-        .filter(|r| !r.is_empty())
-        .map(RoomName::parse)
-        .transpose()
-    {
-        Ok(room) => room,
-        Err(e) => return error_response(&e),
-    };
-    let since = match query.since.as_deref().map(Uuid::parse_str).transpose() {
-        Ok(since) if since.is_none() || room.is_some() => since,
-        Ok(_) => return error_response(&ChatError::invalid("since needs a room")),
-        Err(_) => return error_response(&ChatError::invalid("since is not a message id")),
-    };
-    let query_token = query.token;
-    let ip = ctx.gate.client_ip(Some(peer), headers);
-    let permit = match ctx.gate.admit(ip, headers) {
-        Ok(permit) => permit,
-        Err(e) => return error_response(&e),
-    };
-    let protocol_token = protocol_token(headers);
-    let token = bearer_token(headers)
-        .or(query_token.as_deref())
-        .or(protocol_token);
-    let conn = ConnId::new(Uuid::now_v7().to_string());
-    let admission = match ctx.gate.identify(conn, token, ip) {
-        Ok(admission) => admission,
-        Err(e) => return error_response(&e),
-    };
-    if let Some(room) = &room {
-        if let Err(e) = admission.sender.may_join(room) {
-            return error_response(&e);
-        }
-    }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(e) => return e.into_response(),
-    };
-    // A token sent as `Sec-WebSocket-Protocol: bearer, <token>` needs the protocol echoed.
-    let ws = if protocol_token.is_some() {
-        ws.protocols(["bearer"])
-    } else {
-        ws
-    };
-    let tracker = ctx.tracker.clone();
-    configure(ws, ctx.settings.max_message_bytes).on_upgrade(move |socket| {
-        let accepted = Accepted {
-            ctx,
-            room,
-            since,
-            admission,
-            permit,
-        };
-        tracker.track_future(run_connection(socket, accepted))
-    })
-}
-
-/// The WebSocket settings of a raw connection, shared by the product routes and the
-/// Autobahn echo route: frames and messages above `max_message_bytes` fail (1009); small
-/// buffers, so an idle connection costs a few KB instead of axum's 128 KiB read buffer;
-/// frames queued together go out in one write of up to WS_WRITE_BATCH bytes.
-pub fn configure(ws: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
-    ws.max_message_size(max_message_bytes)
-        .max_frame_size(max_message_bytes)
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BATCH)
-}
-
-/// A raw WebSocket connection after set-up: what it needs for the rest of its life.
-/// Set-up runs in a separate boxed future, so its state (the whole socket before the
-/// split, the join or recovery in flight) is freed before the connection goes idle.
-struct Session {
-    ctx: WsContext,
-    sender: Sender,
-    room: Option<RoomName>,
-    outbox: Arc<Outbox>,
-    closer: Closer,
-    stream: SplitStream<WebSocket>,
-    writer: tokio::task::JoinHandle<()>,
-    expiry: Option<tokio::task::JoinHandle<()>>,
-    _permit: ConnectionPermit,
-}
-
-/// What an accepted upgrade request carries into the connection.
-struct Accepted {
-    ctx: WsContext,
-    room: Option<RoomName>,
-    since: Option<Uuid>,
-    admission: Admission,
-    permit: ConnectionPermit,
-}
-
-/// Runs one connection: the boxed set-up, then the session until it ends.
-fn run_connection(socket: WebSocket, accepted: Accepted) -> impl std::future::Future<Output = ()> {
-    let set_up = Box::pin(open_session(socket, accepted));
-    async move {
-        // Moved into a block so the set-up's box is freed once it is done.
-        let session = {
-            let set_up = set_up;
-            set_up.await
-        };
-        session.run().await;
-    }
-}
+use crate::transport::bodies::{page_body, recovery_body, users_body};
+use crate::transport::state::AppState;
 
 /// Registers the connection, joins its rooms, sends the welcome (and what was missed),
 /// and starts the writer.
-async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
+pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
     let Accepted {
         ctx,
         room,
@@ -244,7 +36,7 @@ async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
     let sender = admission.sender;
     let conn = sender.conn.clone();
     let closer = Closer::default();
-    let outbox = Arc::new(Outbox::new(ctx.settings.send_buffer, closer.clone()));
+    let outbox = Arc::new(Outbox::new(ctx.ws_settings.send_buffer, closer.clone()));
     let mailbox: Mailbox = outbox.clone();
     ctx.chat.connect(&sender, Transport::Ws, Some(mailbox));
     ctx.hub.register(conn.clone(), outbox.clone());
@@ -291,7 +83,7 @@ async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
         sink,
         outbox.clone(),
         closer.clone(),
-        ctx.settings,
+        ctx.ws_settings,
     ));
     let expiry = admission.expires_at.map(|exp| {
         let (hub, outbox, closer) = (ctx.hub.clone(), outbox.clone(), closer.clone());
@@ -322,7 +114,7 @@ async fn open_session(socket: WebSocket, accepted: Accepted) -> Session {
 
 impl Session {
     /// Reads the client's frames until the connection ends, then cleans up.
-    async fn run(self) {
+    pub(super) async fn run(self) {
         let link = Link {
             ctx: &self.ctx,
             sender: &self.sender,
@@ -346,7 +138,7 @@ impl Session {
 
 /// One connection's view of the chat: its identity and its outbox.
 struct Link<'a> {
-    ctx: &'a WsContext,
+    ctx: &'a AppState,
     sender: &'a Sender,
     outbox: &'a Arc<Outbox>,
 }
@@ -472,7 +264,7 @@ async fn read_loop(
         let next = tokio::select! {
             biased;
             () = closer.closed() => return,
-            next = timeout(ctx.settings.pong_timeout, stream.next()) => next,
+            next = timeout(ctx.ws_settings.pong_timeout, stream.next()) => next,
         };
         let frame = match next {
             Err(_elapsed) => return closer.close(close_code::POLICY, "pong timeout"),
@@ -546,7 +338,7 @@ async fn read_loop(
 }
 
 fn post(
-    ctx: &WsContext,
+    ctx: &AppState,
     sender: &Sender,
     conn_room: Option<&RoomName>,
     named: Option<RoomName>,
@@ -580,62 +372,4 @@ pub fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Protocol(_)) => Some((close_code::PROTOCOL, "protocol error")),
         _ => None,
     }
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
-    outbox: Arc<Outbox>,
-    closer: Closer,
-    settings: WsSettings,
-) {
-    let mut ping = interval_at(
-        Instant::now() + settings.ping_interval,
-        settings.ping_interval,
-    );
-    loop {
-        let written = tokio::select! {
-            biased;
-            () = closer.closed() => break,
-            () = outbox.ready() => timeout(settings.pong_timeout, write_batch(&mut sink, outbox.take())).await,
-            _ = ping.tick() => timeout(settings.pong_timeout, sink.send(WsMessage::Ping(Default::default()))).await,
-        };
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return closer.close(close_code::GOING_AWAY, "write failed"),
-            Err(_elapsed) => {
-                closer.close(close_code::POLICY, "slow consumer");
-                break;
-            }
-        }
-    }
-    let (code, reason) = closer
-        .reason()
-        .unwrap_or((close_code::GOING_AWAY, "closing"));
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    // What was queued before the close (e.g. the error that explains it) goes first.
-    let farewell = async {
-        write_batch(&mut sink, outbox.take()).await?;
-        sink.send(WsMessage::Close(Some(frame))).await
-    };
-    if timeout(CLOSE_WRITE_TIMEOUT, farewell).await.is_err() {
-        debug!("close frame not written in time");
-    }
-}
-
-/// Writes `batch` in order with one flush; the queue's memory is freed afterwards.
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
-    batch: VecDeque<Queued>,
-) -> Result<(), axum::Error> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    for queued in batch {
-        metrics::delivery_latency(Transport::Ws, queued.at.elapsed());
-        sink.feed(WsMessage::Text(queued.frame)).await?;
-    }
-    sink.flush().await
 }

@@ -1,0 +1,304 @@
+//! The socket.io event handlers: one dispatcher for every client event (taking the
+//! socket's turn in arrival order), the ordered handlers (`room:join`, `room:leave`,
+//! `message:send`, `user:typing`), the unordered ones through one skeleton, and the
+//! disconnect handler.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use tracing::info;
+
+use super::requests::{
+    decode, DeleteRequest, EditRequest, HistoryRequest, JoinRequest, RoomRequest, SendRequest,
+    StatusRequest, TypingRequest,
+};
+use super::{reply, sender_of, ExpiryTimer, Line, Reply, Turn};
+use crate::chat::{excerpt, ChatError, Transport};
+use crate::gate::{Action, ConnectionPermit};
+use crate::telemetry::metrics;
+use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
+use crate::transport::state::AppState;
+
+async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    state: AppState,
+    turn: Turn,
+    req: Result<JoinRequest, ChatError>,
+    reply: Reply<A>,
+) {
+    metrics::message_in(Transport::SocketIo, "room:join");
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
+    let req = match req {
+        Ok(req) => req,
+        Err(e) => return reply.send(Err(e)),
+    };
+    let sender = sender_of(&socket);
+    if let Some(since) = req.since {
+        // Missed messages ride in the ack, queued before any live message. The turn is
+        // held until the hand-over: the socket's next event (a `room:leave`, say) runs
+        // after this join, as sent.
+        let room = req.room.clone();
+        let mut reply = Some(reply);
+        let recovered = state
+            .chat
+            .recover(&sender, &req.room, since, |missed, recovered| {
+                if let Some(reply) = reply.take() {
+                    reply.send(Ok(recovery_body(&room, &missed, recovered)));
+                }
+            })
+            .await;
+        drop(turn);
+        if let (Err(e), Some(reply)) = (recovered, reply) {
+            // Recovery failed before the hand-over: the ack says why.
+            reply.send(Err(e));
+        }
+        return;
+    }
+    let joined = state.chat.join(&sender, &req.room);
+    drop(turn);
+    let result = match joined {
+        Ok(receipt) => {
+            // Acknowledge once messages from other pods for this room reach this pod.
+            let mut body = json!({ "status": "ok", "room": req.room });
+            if receipt.outcome().await.is_err() {
+                body["degraded"] = json!(true);
+            }
+            Ok(body)
+        }
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+/// The skeleton every unordered handler shares: count the event, run `handle` on the
+/// decoded request (or answer the decoding error), send the ack.
+async fn answer<A: Adapter, R, Fut>(
+    event: &'static str,
+    req: Result<R, ChatError>,
+    reply: Reply<A>,
+    handle: impl FnOnce(R) -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
+{
+    metrics::message_in(Transport::SocketIo, event);
+    let result = match req {
+        Ok(req) => handle(req).await,
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+async fn on_typing<A: Adapter>(
+    socket: SocketRef<A>,
+    state: AppState,
+    turn: Turn,
+    req: Result<TypingRequest, ChatError>,
+    reply: Reply<A>,
+) {
+    metrics::message_in(Transport::SocketIo, "user:typing");
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
+    let sender = sender_of(&socket);
+    let result = req.and_then(|req| {
+        state.gate.limit(Action::Typing, &sender)?;
+        state.chat.typing(&sender, &req.room, req.typing)?;
+        Ok(json!({ "status": "ok" }))
+    });
+    drop(turn);
+    reply.send(result);
+}
+
+async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    state: AppState,
+    turn: Turn,
+    req: Result<RoomRequest, ChatError>,
+    reply: Reply<A>,
+) {
+    metrics::message_in(Transport::SocketIo, "room:leave");
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
+    let result = req.map(|req| {
+        state.chat.leave(&sender_of(&socket), &req.room);
+        json!({ "status": "ok", "room": req.room })
+    });
+    drop(turn);
+    reply.send(result);
+}
+
+async fn on_send<A: Adapter>(
+    socket: SocketRef<A>,
+    state: AppState,
+    turn: Turn,
+    req: Result<SendRequest, ChatError>,
+    reply: Reply<A>,
+) {
+    metrics::message_in(Transport::SocketIo, "message:send");
+    if let Err(e) = turn.wait().await {
+        return reply.send(Err(e));
+    }
+    let sender = sender_of(&socket);
+    let posted = req.and_then(|req| {
+        state.gate.limit(Action::Send, &sender)?;
+        state.chat.post(&sender, req.room, req.content)
+    });
+    drop(turn);
+    let result = match posted {
+        Ok(posted) => {
+            // Acknowledge once other pods have it, or say it reached only this pod.
+            let degraded = posted.receipt.outcome().await.is_err();
+            let mut body = json!({
+                "status": "ok",
+                "id": posted.message.id,
+                "timestamp": posted.message.timestamp,
+            });
+            if degraded {
+                body["degraded"] = json!(true);
+            }
+            Ok(body)
+        }
+        Err(e) => Err(e),
+    };
+    reply.send(result);
+}
+
+/// Events that read the store or Redis: each takes one read from the sender's allowance
+/// (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address).
+const READ_EVENTS: [&str; 5] = [
+    "room:join",
+    "message:history",
+    "message:edit",
+    "message:delete",
+    "presence:list",
+];
+
+/// Routes a client event to its handler. The turn is taken for every event in arrival
+/// order; reads that need no ordering give it up at once.
+pub(super) async fn on_event<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    Event(event): Event,
+    turn: Turn,
+    TryData(args): TryData<serde_json::Value>,
+    reply: Reply<A>,
+) {
+    if READ_EVENTS.contains(&event.as_str()) {
+        if let Err(e) = state.gate.limit(Action::Read, &sender_of(&socket)) {
+            drop(turn);
+            metrics::message_in(Transport::SocketIo, "rate_limited");
+            return reply.send(Err(e));
+        }
+    }
+    match event.as_str() {
+        "room:join" => on_join(socket, state, turn, decode(args), reply).await,
+        "room:leave" => on_leave(socket, state, turn, decode(args), reply).await,
+        "message:send" => on_send(socket, state, turn, decode(args), reply).await,
+        "user:typing" => on_typing(socket, state, turn, decode(args), reply).await,
+        unordered => {
+            drop(turn);
+            let sender = sender_of(&socket);
+            let (chat, gate, sender) = (&state.chat, &state.gate, &sender);
+            match unordered {
+                "message:history" => {
+                    answer(
+                        "message:history",
+                        decode(args),
+                        reply,
+                        |req: HistoryRequest| async move {
+                            let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+                            let page = chat.history(sender, &req.room, req.before, limit).await?;
+                            Ok(page_body(&page))
+                        },
+                    )
+                    .await;
+                }
+                "message:edit" => {
+                    answer(
+                        "message:edit",
+                        decode(args),
+                        reply,
+                        |req: EditRequest| async move {
+                            let edited = chat.edit(sender, &req.room, req.id, req.content).await?;
+                            Ok(json!({ "status": "ok", "id": edited.id }))
+                        },
+                    )
+                    .await;
+                }
+                "message:delete" => {
+                    answer(
+                        "message:delete",
+                        decode(args),
+                        reply,
+                        |req: DeleteRequest| async move {
+                            chat.delete(sender, &req.room, req.id).await?;
+                            Ok(json!({ "status": "ok", "id": req.id }))
+                        },
+                    )
+                    .await;
+                }
+                "presence:update" => {
+                    answer(
+                        "presence:update",
+                        decode(args),
+                        reply,
+                        |req: StatusRequest| async move {
+                            gate.limit(Action::Presence, sender)?;
+                            chat.set_status(sender, req.status).await?;
+                            Ok(json!({ "status": "ok" }))
+                        },
+                    )
+                    .await;
+                }
+                "presence:list" => {
+                    answer(
+                        "presence:list",
+                        decode(args),
+                        reply,
+                        |req: RoomRequest| async move {
+                            let users = chat.presence_list(sender, &req.room).await?;
+                            Ok(users_body(&users))
+                        },
+                    )
+                    .await;
+                }
+                _ => on_unknown(socket, &event, reply),
+            }
+        }
+    }
+}
+
+fn on_unknown<A: Adapter>(socket: SocketRef<A>, event: &str, reply: Reply<A>) {
+    metrics::message_in(Transport::SocketIo, "unknown");
+    let err = ChatError::invalid(format!("unknown event {:?}", excerpt(event, 64)));
+    if reply.wants_ack() {
+        reply::emit_error(&socket, &err);
+    }
+    reply.send(Err(err));
+}
+
+pub(super) async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    reason: DisconnectReason,
+) {
+    // After every earlier event (and the connect handler), so nothing re-registers
+    // the connection once it is gone.
+    if let Some(line) = socket.extensions.get::<Arc<Line>>() {
+        // An unbounded place: never refused.
+        let _ = Turn::next(&line).wait().await;
+    }
+    let conn = sender_of(&socket).conn;
+    state.chat.disconnect(&conn);
+    if let Some(ExpiryTimer(stop)) = socket.extensions.remove::<ExpiryTimer>() {
+        stop.cancel();
+    }
+    drop(socket.extensions.remove::<Arc<ConnectionPermit>>());
+    info!(conn = %conn, ?reason, "socket.io disconnected");
+}

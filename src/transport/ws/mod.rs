@@ -1,0 +1,216 @@
+//! The raw WebSocket transport: the upgrade routes (here), one task pair per connection
+//! ([`session`]: a reader that decodes and calls the chat; [`writer`]: drains the outbox
+//! and sends heartbeats; they end each other through the connection's [`Closer`]), the
+//! registry of connections ([`hub`]) and the `realtime.Message` wire ([`protocol`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::SplitStream;
+use serde::Deserialize;
+use uuid::Uuid;
+
+mod hub;
+pub mod protocol;
+mod session;
+mod writer;
+
+pub use hub::{close_code, Closer, Outbox, Queued, WsHub};
+pub use session::read_error_close;
+
+use super::state::AppState;
+use crate::chat::{ChatError, ConnId, RoomName, Sender};
+use crate::gate::{bearer_token, protocol_token, Admission, ConnectionPermit};
+use session::open_session;
+use std::sync::Arc;
+
+/// Read buffer of a raw WebSocket connection, in bytes (grows for larger frames).
+const WS_READ_BUFFER: usize = 1024;
+/// Bytes of queued frames the writer gathers into one socket write.
+const WS_WRITE_BATCH: usize = 8 * 1024;
+/// Longest wait for a close frame to be written.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Settings of the raw WebSocket side.
+#[derive(Debug, Clone, Copy)]
+pub struct WsSettings {
+    /// Largest frame or message accepted (MAX_MESSAGE_BYTES); larger ones close with 1009.
+    pub max_message_bytes: usize,
+    /// Interval between protocol pings.
+    pub ping_interval: Duration,
+    /// Silence (and stuck writes, and a full outbox) tolerated before closing.
+    pub pong_timeout: Duration,
+    /// Outbox capacity per connection.
+    pub send_buffer: usize,
+}
+
+/// The six upgrade routes: `/ws`, `/ws/{room}` and the same under `/api/chat-api`.
+pub fn routes(ctx: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/ws/{room}", get(upgrade_with_room))
+        .route("/api/chat-api/ws", get(upgrade))
+        .route("/api/chat-api/ws/{room}", get(upgrade_with_room))
+        .with_state(ctx)
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    room: Option<String>,
+    token: Option<String>,
+    since: Option<String>,
+}
+
+type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+async fn upgrade(
+    State(ctx): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: UpgradeResult,
+) -> Response {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return ChatError::invalid(format!("bad query string: {e}")).into_response(),
+    };
+    let room = query.room.clone();
+    accept(ctx, peer, &headers, room.as_deref(), query, ws)
+}
+
+async fn upgrade_with_room(
+    State(ctx): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: UpgradeResult,
+) -> Response {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return ChatError::invalid(format!("bad query string: {e}")).into_response(),
+    };
+    accept(ctx, peer, &headers, Some(&room), query, ws)
+}
+
+/// Everything is checked before the upgrade: a refused client gets an HTTP error with a
+/// JSON body (400 bad room, 401 token, 403 origin or room, 429 rate or caps).
+fn accept(
+    ctx: AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    room: Option<&str>,
+    query: WsQuery,
+    ws: UpgradeResult,
+) -> Response {
+    let room = match room
+        .filter(|r| !r.is_empty())
+        .map(RoomName::parse)
+        .transpose()
+    {
+        Ok(room) => room,
+        Err(e) => return e.into_response(),
+    };
+    let since = match query.since.as_deref().map(Uuid::parse_str).transpose() {
+        Ok(since) if since.is_none() || room.is_some() => since,
+        Ok(_) => return ChatError::invalid("since needs a room").into_response(),
+        Err(_) => return ChatError::invalid("since is not a message id").into_response(),
+    };
+    let query_token = query.token;
+    let ip = ctx.gate.client_ip(Some(peer), headers);
+    let permit = match ctx.gate.admit(ip, headers) {
+        Ok(permit) => permit,
+        Err(e) => return e.into_response(),
+    };
+    let protocol_token = protocol_token(headers);
+    let token = bearer_token(headers)
+        .or(query_token.as_deref())
+        .or(protocol_token);
+    let conn = ConnId::new(Uuid::now_v7().to_string());
+    let admission = match ctx.gate.identify(conn, token, ip) {
+        Ok(admission) => admission,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(room) = &room {
+        if let Err(e) = admission.sender.may_join(room) {
+            return e.into_response();
+        }
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    // A token sent as `Sec-WebSocket-Protocol: bearer, <token>` needs the protocol echoed.
+    let ws = if protocol_token.is_some() {
+        ws.protocols(["bearer"])
+    } else {
+        ws
+    };
+    let tracker = ctx.tracker.clone();
+    configure(ws, ctx.ws_settings.max_message_bytes).on_upgrade(move |socket| {
+        let accepted = Accepted {
+            ctx,
+            room,
+            since,
+            admission,
+            permit,
+        };
+        tracker.track_future(run_connection(socket, accepted))
+    })
+}
+
+/// The WebSocket settings of a raw connection, shared by the product routes and the
+/// Autobahn echo route: frames and messages above `max_message_bytes` fail (1009); small
+/// buffers, so an idle connection costs a few KB instead of axum's 128 KiB read buffer;
+/// frames queued together go out in one write of up to WS_WRITE_BATCH bytes.
+pub fn configure(ws: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    ws.max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BATCH)
+}
+
+/// A raw WebSocket connection after set-up: what it needs for the rest of its life.
+/// Set-up runs in a separate boxed future, so its state (the whole socket before the
+/// split, the join or recovery in flight) is freed before the connection goes idle.
+struct Session {
+    ctx: AppState,
+    sender: Sender,
+    room: Option<RoomName>,
+    outbox: Arc<Outbox>,
+    closer: Closer,
+    stream: SplitStream<WebSocket>,
+    writer: tokio::task::JoinHandle<()>,
+    expiry: Option<tokio::task::JoinHandle<()>>,
+    _permit: ConnectionPermit,
+}
+
+/// What an accepted upgrade request carries into the connection.
+struct Accepted {
+    ctx: AppState,
+    room: Option<RoomName>,
+    since: Option<Uuid>,
+    admission: Admission,
+    permit: ConnectionPermit,
+}
+
+/// Runs one connection: the boxed set-up, then the session until it ends.
+fn run_connection(socket: WebSocket, accepted: Accepted) -> impl std::future::Future<Output = ()> {
+    let set_up = Box::pin(open_session(socket, accepted));
+    async move {
+        // Moved into a block so the set-up's box is freed once it is done.
+        let session = {
+            let set_up = set_up;
+            set_up.await
+        };
+        session.run().await;
+    }
+}
