@@ -147,6 +147,13 @@ async fn presence_across_tabs_on_two_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_across_tabs_on_two_in_process_pods() {
+    let pods = TestServer::start_pods(2, single_node_config()).await;
+    let ws_b = format!("ws://{}", pods[1].addr);
+    presence_across_tabs(&pods[0].http_url(), &ws_b, &pods[1].http_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_pods_users_go_offline_within_the_ttl() {
     let Some(redis) = RedisServer::start().await else {
         return;
@@ -380,6 +387,12 @@ async fn history_pages_edits_and_deletes_on_one_node() {
     let server = TestServer::start_with(single_node_config()).await;
     history_edit_delete(&server.http_url(), &server.http_url(), server.addr).await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_edits_and_deletes_across_in_process_pods() {
+    let pods = TestServer::start_pods(2, single_node_config()).await;
+    history_edit_delete(&pods[0].http_url(), &pods[1].http_url(), pods[1].addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

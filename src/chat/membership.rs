@@ -153,14 +153,11 @@ impl Recipients<'_> {
         }
     }
 
-    /// Number of recipients of both transports.
+    /// Number of recipients of both transports (members still recovering included: a
+    /// count for metrics, in constant time).
     pub fn len(&self) -> usize {
         match &self.room {
-            Some(room) => self
-                .inner
-                .rooms
-                .get(room)
-                .map_or(0, |m| m.values().filter(|m| m.live).count()),
+            Some(room) => self.inner.rooms.get(room).map_or(0, HashMap::len),
             None => self.inner.conns.len(),
         }
     }

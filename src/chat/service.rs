@@ -310,7 +310,7 @@ impl ChatService {
     /// member in one order and rooms never wait for each other's fan-out.
     pub fn deliver_local(&self, delivery: &Delivery) {
         let fanouts = self.fanouts();
-        match delivery.event.room() {
+        let reached = match delivery.event.room() {
             Some(room) => {
                 let mut recent = self.recent(room);
                 match &*delivery.event {
@@ -323,6 +323,7 @@ impl ChatService {
                 for fanout in fanouts {
                     fanout.deliver(delivery, &recipients);
                 }
+                audience(delivery, &recipients)
             }
             None => {
                 let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
@@ -330,22 +331,10 @@ impl ChatService {
                 for fanout in fanouts {
                     fanout.deliver(delivery, &recipients);
                 }
+                audience(delivery, &recipients)
             }
-        }
-        let audience = match delivery.event.room() {
-            Some(room) => self.membership.room_size(room),
-            None => self.membership.connection_count(),
         };
-        let origin_counted =
-            delivery
-                .origin
-                .as_ref()
-                .is_some_and(|o| match delivery.event.room() {
-                    Some(room) => self.membership.is_member(o, room),
-                    None => true,
-                });
-        let recipients = audience.saturating_sub(usize::from(origin_counted));
-        metrics::messages_out(delivery.event.kind(), recipients as u64);
+        metrics::messages_out(delivery.event.kind(), reached as u64);
     }
 
     /// Joins `room` and hands over what the connection missed since message `since`:
@@ -480,6 +469,15 @@ impl ChatService {
         let local = self.membership.rooms();
         Ok(self.presence_store.rooms(&local).await?)
     }
+}
+
+/// How many of `recipients` a delivery reaches (its origin is skipped).
+fn audience(delivery: &Delivery, recipients: &super::Recipients<'_>) -> usize {
+    let origin = delivery
+        .origin
+        .as_ref()
+        .is_some_and(|o| recipients.contains(o));
+    recipients.len().saturating_sub(usize::from(origin))
 }
 
 fn stored_slice(stored: &Result<Option<Vec<Message>>, super::StoreError>) -> &[Message] {

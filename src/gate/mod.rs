@@ -40,6 +40,18 @@ struct Inner {
     proxies: Vec<IpNet>,
 }
 
+/// What a request claims to be, before the gate checks it ([`Gate::credentials`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The client's address (X-Forwarded-For only from TRUSTED_PROXIES).
+    pub ip: IpAddr,
+    /// The token, if any.
+    pub token: Option<&'a str>,
+    /// Whether a token was offered in `Sec-WebSocket-Protocol` (the upgrade must then
+    /// echo the `bearer` protocol, or the browser drops the connection).
+    pub via_protocol: bool,
+}
+
 /// An admitted, identified connection.
 pub struct Admission {
     /// Who it is.
@@ -116,6 +128,28 @@ impl Gate {
     /// The client address behind `peer`.
     pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
         client_ip(peer, headers, &self.0.proxies)
+    }
+
+    /// A request's claimed identity, found the same way by every transport (the raw
+    /// upgrade, the HTTP API, the socket.io connect middleware): the client address, and
+    /// the first token of the socket.io auth payload, `Authorization: Bearer`,
+    /// `?token=`, `Sec-WebSocket-Protocol: bearer, <token>`.
+    pub fn credentials<'a>(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &'a HeaderMap,
+        query_token: Option<&'a str>,
+        payload_token: Option<&'a str>,
+    ) -> Credentials<'a> {
+        let protocol = protocol_token(headers);
+        let token = payload_token
+            .or_else(|| bearer_token(headers))
+            .or(query_token);
+        Credentials {
+            ip: self.client_ip(peer, headers),
+            via_protocol: protocol.is_some(),
+            token: token.or(protocol),
+        }
     }
 
     /// Whether every connection needs a valid token (AUTH_ENABLED).

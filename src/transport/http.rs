@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::bodies::{page_body, DEFAULT_HISTORY_PAGE};
 use super::state::{AppState, SocketDirectory};
 use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, RoomName, Sender};
-use crate::gate::{bearer_token, Action, Gate};
+use crate::gate::{Action, Gate};
 use crate::telemetry::metrics;
 
 /// The HTTP routes.
@@ -80,12 +80,13 @@ impl FromRequestParts<AppState> for ApiCaller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        let ip = ctx.gate.client_ip(peer, &parts.headers);
         let query_token = Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|Query(q)| q.token);
-        let token = bearer_token(&parts.headers).or(query_token.as_deref());
-        let caller = ctx.gate.identify(ConnId::new("http"), token, ip)?.sender;
+        let claimed = (ctx.gate).credentials(peer, &parts.headers, query_token.as_deref(), None);
+        let caller = (ctx.gate)
+            .identify(ConnId::new("http"), claimed.token, claimed.ip)?
+            .sender;
         ctx.gate.limit(Action::Read, &caller)?;
         Ok(Self(caller))
     }

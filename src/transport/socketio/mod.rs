@@ -27,7 +27,7 @@ pub use requests::check_event_payload;
 pub use turn::{Line, Turn};
 
 use crate::chat::{ChatError, ConnId, Sender, Transport};
-use crate::gate::{bearer_token, unix_now};
+use crate::gate::unix_now;
 use crate::transport::state::AppState;
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
@@ -129,15 +129,15 @@ pub async fn admit<A: Adapter>(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let ip = state.gate.client_ip(peer, &parts.headers);
-    let permit = state.gate.admit(ip, &parts.headers).map_err(Refusal::new)?;
     let auth = auth.unwrap_or_default();
-    let token = auth
-        .token
-        .as_deref()
-        .or_else(|| bearer_token(&parts.headers));
+    let claimed = (state.gate).credentials(peer, &parts.headers, None, auth.token.as_deref());
+    let permit = (state.gate)
+        .admit(claimed.ip, &parts.headers)
+        .map_err(Refusal::new)?;
     let conn = ConnId::new(socket.id.to_string());
-    let admission = state.gate.identify(conn, token, ip).map_err(Refusal::new)?;
+    let admission = (state.gate)
+        .identify(conn, claimed.token, claimed.ip)
+        .map_err(Refusal::new)?;
     socket.extensions.insert(admission.sender);
     socket.extensions.insert(Arc::new(permit));
     if let Some(exp) = admission.expires_at {

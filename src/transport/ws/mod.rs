@@ -28,7 +28,7 @@ pub use session::read_error_close;
 
 use super::state::AppState;
 use crate::chat::{ChatError, ConnId, RoomName, Sender};
-use crate::gate::{bearer_token, protocol_token, Admission, ConnectionPermit};
+use crate::gate::{Admission, ConnectionPermit};
 use session::open_session;
 use std::sync::Arc;
 
@@ -124,18 +124,13 @@ fn accept(
         Ok(_) => return ChatError::invalid("since needs a room").into_response(),
         Err(_) => return ChatError::invalid("since is not a message id").into_response(),
     };
-    let query_token = query.token;
-    let ip = ctx.gate.client_ip(Some(peer), headers);
-    let permit = match ctx.gate.admit(ip, headers) {
+    let claimed = (ctx.gate).credentials(Some(peer), headers, query.token.as_deref(), None);
+    let permit = match ctx.gate.admit(claimed.ip, headers) {
         Ok(permit) => permit,
         Err(e) => return e.into_response(),
     };
-    let protocol_token = protocol_token(headers);
-    let token = bearer_token(headers)
-        .or(query_token.as_deref())
-        .or(protocol_token);
     let conn = ConnId::new(Uuid::now_v7().to_string());
-    let admission = match ctx.gate.identify(conn, token, ip) {
+    let admission = match ctx.gate.identify(conn, claimed.token, claimed.ip) {
         Ok(admission) => admission,
         Err(e) => return e.into_response(),
     };
@@ -149,7 +144,7 @@ fn accept(
         Err(e) => return e.into_response(),
     };
     // A token sent as `Sec-WebSocket-Protocol: bearer, <token>` needs the protocol echoed.
-    let ws = if protocol_token.is_some() {
+    let ws = if claimed.via_protocol {
         ws.protocols(["bearer"])
     } else {
         ws
