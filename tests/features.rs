@@ -522,18 +522,14 @@ async fn recovery_across_a_pod_restart_and_onto_the_other_pod() {
     rejoin_recovers(&pods[1].http_url(), &mut alice, &last, "other-pod-").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn active_rooms_are_listed_across_pods() {
-    let Some(redis) = RedisServer::start().await else {
-        return;
-    };
-    let pods = start_pods(2, &redis.url(), POD_ENV).await;
-    let (_a, _) = WsClient::connect(&pods[0].ws_url("/ws/alpha")).await;
-    let (_b, _) = WsClient::connect(&pods[1].ws_url("/ws/alpha")).await;
-    let (_c, _) = WsClient::connect(&pods[1].ws_url("/ws/beta")).await;
+/// Members of alpha on both pods and of beta on the second: the first pod lists both.
+async fn active_rooms_listed(first: std::net::SocketAddr, second: std::net::SocketAddr) {
+    let (_a, _) = WsClient::connect(&format!("ws://{first}/ws/alpha")).await;
+    let (_b, _) = WsClient::connect(&format!("ws://{second}/ws/alpha")).await;
+    let (_c, _) = WsClient::connect(&format!("ws://{second}/ws/beta")).await;
     let want = json!([{ "room": "alpha", "members": 2 }, { "room": "beta", "members": 1 }]);
     common::eventually("both pods' rooms listed", common::WAIT, || async {
-        let (status, raw) = common::http_get(pods[0].addr, "/api/rooms").await;
+        let (status, raw) = common::http_get(first, "/api/rooms").await;
         assert_eq!(status, 200);
         let body: Value = serde_json::from_str(&raw).expect("json");
         body["rooms"] == want
@@ -542,28 +538,53 @@ async fn active_rooms_are_listed_across_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typing_crosses_pods_and_expires_there_too() {
+async fn active_rooms_are_listed_across_pods() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
     let pods = start_pods(2, &redis.url(), POD_ENV).await;
-    let mut bob = SioClient::connect_with(&pods[1].http_url(), "websocket", as_user("bob")).await;
+    active_rooms_listed(pods[0].addr, pods[1].addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_rooms_are_listed_across_in_process_pods() {
+    let mut config = single_node_config();
+    config.presence_ttl = Duration::from_millis(1500);
+    let pods = TestServer::start_pods(2, config).await;
+    active_rooms_listed(pods[0].addr, pods[1].addr).await;
+}
+
+/// alice types on the first pod; bob on the second sees it start and, with no refresh,
+/// end (TYPING_TIMEOUT, on alice's pod).
+async fn typing_crosses(first: &str, second: &str) {
+    let mut bob = SioClient::connect_with(second, "websocket", as_user("bob")).await;
     bob.join("T").await;
-    let mut alice =
-        SioClient::connect_with(&pods[0].http_url(), "websocket", as_user("alice")).await;
+    let mut alice = SioClient::connect_with(first, "websocket", as_user("alice")).await;
     alice.join("T").await;
     let ack = alice
         .emit_ack("user:typing", json!([{ "room": "T", "typing": true }]))
         .await;
     assert_eq!(ack["status"], "ok");
-    let t = bob.next_event("user:typing").await;
-    assert_eq!(
-        (t["user"]["id"].clone(), t["typing"].clone()),
-        (json!("alice"), json!(true))
-    );
-    let t = bob.next_event("user:typing").await;
-    assert_eq!(
-        (t["user"]["id"].clone(), t["typing"].clone()),
-        (json!("alice"), json!(false))
-    );
+    for typing in [true, false] {
+        let t = bob.next_event("user:typing").await;
+        assert_eq!(
+            (t["user"]["id"].clone(), t["typing"].clone()),
+            (json!("alice"), json!(typing))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_pods_and_expires_there_too() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let pods = start_pods(2, &redis.url(), POD_ENV).await;
+    typing_crosses(&pods[0].http_url(), &pods[1].http_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_in_process_pods_and_expires_there_too() {
+    let pods = TestServer::start_pods(2, single_node_config()).await;
+    typing_crosses(&pods[0].http_url(), &pods[1].http_url()).await;
 }

@@ -168,6 +168,8 @@ impl Default for MemoryPresence {
 struct Shared {
     rooms: HashMap<RoomName, BTreeMap<String, Record>>,
     dead: HashSet<Arc<str>>,
+    /// Each pod's member count per room, as of its last sync.
+    counts: HashMap<Arc<str>, Vec<(RoomName, usize)>>,
 }
 
 /// A user in a room: how others see them, and the pods that have them.
@@ -298,8 +300,9 @@ impl PresenceStore for MemoryPresence {
                 changes.offline.push((room.clone(), user.clone()));
             }
         }
+        shared.counts.insert(self.pod.clone(), state.rooms.clone());
         // Dead pods' users in the rooms served here.
-        let Shared { rooms, dead } = &mut *shared;
+        let Shared { rooms, dead, .. } = &mut *shared;
         for (room, _) in &state.rooms {
             let Some(users) = rooms.get_mut(room) else {
                 continue;
@@ -321,10 +324,16 @@ impl PresenceStore for MemoryPresence {
         &'a self,
         local: &'a [(RoomName, usize)],
     ) -> BoxFuture<'a, Result<Vec<(String, u64)>, StoreError>> {
-        let rooms = local
+        let shared = self.lock();
+        let mut rooms: BTreeMap<String, u64> = BTreeMap::new();
+        let others = shared
+            .counts
             .iter()
-            .map(|(r, n)| (r.to_string(), *n as u64))
-            .collect();
-        Box::pin(std::future::ready(Ok(rooms)))
+            .filter(|(pod, _)| **pod != self.pod && !shared.dead.contains(*pod))
+            .flat_map(|(_, counts)| counts.iter());
+        for (room, n) in local.iter().chain(others) {
+            *rooms.entry(room.to_string()).or_default() += *n as u64;
+        }
+        Box::pin(std::future::ready(Ok(rooms.into_iter().collect())))
     }
 }
