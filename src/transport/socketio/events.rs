@@ -16,7 +16,7 @@ use super::requests::{
     StatusRequest, TypingRequest,
 };
 use super::{reply, sender_of, ExpiryTimer, Line, Reply, Turn};
-use crate::chat::{excerpt, ChatError, Transport};
+use crate::chat::{excerpt, ChatError, Posted, Transport};
 use crate::gate::{Action, ConnectionPermit};
 use crate::telemetry::metrics;
 use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
@@ -93,80 +93,45 @@ async fn answer<A: Adapter, R, Fut>(
     reply.send(result);
 }
 
-async fn on_typing<A: Adapter>(
-    socket: SocketRef<A>,
-    state: AppState,
+/// The skeleton of the ordered handlers: count the event, wait for the socket's turn,
+/// run `step` on the decoded request while holding it (so the chat sees the socket's
+/// events in the order sent), give the turn up, then send the ack `answer` makes.
+async fn in_turn<A: Adapter, R, T, Fut>(
+    event: &'static str,
     turn: Turn,
-    req: Result<TypingRequest, ChatError>,
+    req: Result<R, ChatError>,
     reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "user:typing");
+    step: impl FnOnce(R) -> Result<T, ChatError>,
+    answer: impl FnOnce(T) -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
+{
+    metrics::message_in(Transport::SocketIo, event);
     if let Err(e) = turn.wait().await {
         return reply.send(Err(e));
     }
-    let sender = sender_of(&socket);
-    let result = req.and_then(|req| {
-        state.gate.limit(Action::Typing, &sender)?;
-        state.chat.typing(&sender, &req.room, req.typing)?;
-        Ok(json!({ "status": "ok" }))
-    });
+    let stepped = req.and_then(step);
     drop(turn);
-    reply.send(result);
-}
-
-async fn on_leave<A: Adapter>(
-    socket: SocketRef<A>,
-    state: AppState,
-    turn: Turn,
-    req: Result<RoomRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "room:leave");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let result = req.map(|req| {
-        state.chat.leave(&sender_of(&socket), &req.room);
-        json!({ "status": "ok", "room": req.room })
-    });
-    drop(turn);
-    reply.send(result);
-}
-
-async fn on_send<A: Adapter>(
-    socket: SocketRef<A>,
-    state: AppState,
-    turn: Turn,
-    req: Result<SendRequest, ChatError>,
-    reply: Reply<A>,
-) {
-    metrics::message_in(Transport::SocketIo, "message:send");
-    if let Err(e) = turn.wait().await {
-        return reply.send(Err(e));
-    }
-    let sender = sender_of(&socket);
-    let posted = req.and_then(|req| {
-        state.gate.limit(Action::Send, &sender)?;
-        state.chat.post(&sender, req.room, req.content)
-    });
-    drop(turn);
-    let result = match posted {
-        Ok(posted) => {
-            // Acknowledge once other pods have it, or say it reached only this pod.
-            let degraded = posted.receipt.outcome().await.is_err();
-            let mut body = json!({
-                "status": "ok",
-                "id": posted.message.id,
-                "timestamp": posted.message.timestamp,
-            });
-            if degraded {
-                body["degraded"] = json!(true);
-            }
-            Ok(body)
-        }
+    let result = match stepped {
+        Ok(done) => answer(done).await,
         Err(e) => Err(e),
     };
     reply.send(result);
+}
+
+/// The ack of an accepted message: once other pods have it, or saying it reached only
+/// this pod (`degraded`).
+async fn posted_ack(posted: Posted) -> Result<serde_json::Value, ChatError> {
+    let degraded = posted.receipt.outcome().await.is_err();
+    let mut body = json!({
+        "status": "ok",
+        "id": posted.message.id,
+        "timestamp": posted.message.timestamp,
+    });
+    if degraded {
+        body["degraded"] = json!(true);
+    }
+    Ok(body)
 }
 
 /// Events that read the store or Redis: each takes one read from the sender's allowance
@@ -198,75 +163,88 @@ pub(super) async fn on_event<A: Adapter>(
     }
     match event.as_str() {
         "room:join" => on_join(socket, state, turn, decode(args), reply).await,
-        "room:leave" => on_leave(socket, state, turn, decode(args), reply).await,
-        "message:send" => on_send(socket, state, turn, decode(args), reply).await,
-        "user:typing" => on_typing(socket, state, turn, decode(args), reply).await,
+        "room:leave" => {
+            let sender = sender_of(&socket);
+            let leave = |req: RoomRequest| {
+                state.chat.leave(&sender, &req.room);
+                Ok(json!({ "status": "ok", "room": req.room }))
+            };
+            in_turn(
+                "room:leave",
+                turn,
+                decode(args),
+                reply,
+                leave,
+                |body| async { Ok(body) },
+            )
+            .await;
+        }
+        "message:send" => {
+            let sender = sender_of(&socket);
+            let post = |req: SendRequest| {
+                state.gate.limit(Action::Send, &sender)?;
+                state.chat.post(&sender, req.room, req.content)
+            };
+            in_turn("message:send", turn, decode(args), reply, post, posted_ack).await;
+        }
+        "user:typing" => {
+            let sender = sender_of(&socket);
+            let typing = |req: TypingRequest| {
+                state.gate.limit(Action::Typing, &sender)?;
+                state.chat.typing(&sender, &req.room, req.typing)?;
+                Ok(json!({ "status": "ok" }))
+            };
+            in_turn(
+                "user:typing",
+                turn,
+                decode(args),
+                reply,
+                typing,
+                |body| async { Ok(body) },
+            )
+            .await;
+        }
         unordered => {
             drop(turn);
             let sender = sender_of(&socket);
             let (chat, gate, sender) = (&state.chat, &state.gate, &sender);
             match unordered {
                 "message:history" => {
-                    answer(
-                        "message:history",
-                        decode(args),
-                        reply,
-                        |req: HistoryRequest| async move {
-                            let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
-                            let page = chat.history(sender, &req.room, req.before, limit).await?;
-                            Ok(page_body(&page))
-                        },
-                    )
-                    .await;
+                    let page = |req: HistoryRequest| async move {
+                        let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+                        let page = chat.history(sender, &req.room, req.before, limit).await?;
+                        Ok(page_body(&page))
+                    };
+                    answer("message:history", decode(args), reply, page).await;
                 }
                 "message:edit" => {
-                    answer(
-                        "message:edit",
-                        decode(args),
-                        reply,
-                        |req: EditRequest| async move {
-                            let edited = chat.edit(sender, &req.room, req.id, req.content).await?;
-                            Ok(json!({ "status": "ok", "id": edited.id }))
-                        },
-                    )
-                    .await;
+                    let edit = |req: EditRequest| async move {
+                        let edited = chat.edit(sender, &req.room, req.id, req.content).await?;
+                        Ok(json!({ "status": "ok", "id": edited.id }))
+                    };
+                    answer("message:edit", decode(args), reply, edit).await;
                 }
                 "message:delete" => {
-                    answer(
-                        "message:delete",
-                        decode(args),
-                        reply,
-                        |req: DeleteRequest| async move {
-                            chat.delete(sender, &req.room, req.id).await?;
-                            Ok(json!({ "status": "ok", "id": req.id }))
-                        },
-                    )
-                    .await;
+                    let delete = |req: DeleteRequest| async move {
+                        chat.delete(sender, &req.room, req.id).await?;
+                        Ok(json!({ "status": "ok", "id": req.id }))
+                    };
+                    answer("message:delete", decode(args), reply, delete).await;
                 }
                 "presence:update" => {
-                    answer(
-                        "presence:update",
-                        decode(args),
-                        reply,
-                        |req: StatusRequest| async move {
-                            gate.limit(Action::Presence, sender)?;
-                            chat.set_status(sender, req.status).await?;
-                            Ok(json!({ "status": "ok" }))
-                        },
-                    )
-                    .await;
+                    let status = |req: StatusRequest| async move {
+                        gate.limit(Action::Presence, sender)?;
+                        chat.set_status(sender, req.status).await?;
+                        Ok(json!({ "status": "ok" }))
+                    };
+                    answer("presence:update", decode(args), reply, status).await;
                 }
                 "presence:list" => {
-                    answer(
-                        "presence:list",
-                        decode(args),
-                        reply,
-                        |req: RoomRequest| async move {
-                            let users = chat.presence_list(sender, &req.room).await?;
-                            Ok(users_body(&users))
-                        },
-                    )
-                    .await;
+                    let list = |req: RoomRequest| async move {
+                        let users = chat.presence_list(sender, &req.room).await?;
+                        Ok(users_body(&users))
+                    };
+                    answer("presence:list", decode(args), reply, list).await;
                 }
                 _ => on_unknown(socket, &event, reply),
             }
