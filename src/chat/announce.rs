@@ -5,6 +5,7 @@
 //! every [`RETRY_EVERY`] until the store has everything.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub struct Unsynced {
     /// A write failed since the last successful sync.
     dirty: AtomicBool,
-    /// Users who left this pod while the store could not be told.
-    departed: Mutex<Vec<(RoomName, UserRef)>>,
+    /// Users who left this pod while the store could not be told, once each (bounded
+    /// by the distinct users and rooms, however long the store is away).
+    departed: Mutex<HashMap<(RoomName, String), UserRef>>,
 }
 
 impl Unsynced {
@@ -32,22 +34,28 @@ impl Unsynced {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(RoomName, String), UserRef>> {
+        self.departed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn depart(&self, room: RoomName, user: UserRef) {
-        self.departed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((room, user));
+        self.lock().insert((room, user.id.clone()), user);
         self.mark();
     }
 
     fn take_departed(&self) -> Vec<(RoomName, UserRef)> {
-        std::mem::take(&mut *self.departed.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.lock())
+            .into_iter()
+            .map(|((room, _), user)| (room, user))
+            .collect()
     }
 
-    fn restore_departed(&self, mut departed: Vec<(RoomName, UserRef)>) {
-        let mut slot = self.departed.lock().unwrap_or_else(|e| e.into_inner());
-        departed.append(&mut slot);
-        *slot = departed;
+    fn restore_departed(&self, departed: Vec<(RoomName, UserRef)>) {
+        let mut slot = self.lock();
+        for (room, user) in departed {
+            // A departure recorded meanwhile is the newer one.
+            slot.entry((room, user.id.clone())).or_insert(user);
+        }
         drop(slot);
         self.mark();
     }
