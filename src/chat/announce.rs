@@ -4,8 +4,8 @@
 //! renews this pod's entries every heartbeat and, after a failed write, syncs again
 //! every [`RETRY_EVERY`] until the store has everything.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
