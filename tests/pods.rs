@@ -132,3 +132,62 @@ async fn recovery_on_another_pod_hands_over_every_missed_message() {
     let live = alice.send(Some("R"), "live").await;
     assert_eq!(bob.next_event("message:new").await["id"], live["id"]);
 }
+
+/// alice posts 200 messages on `sender`; while she is at it, bob joins on `receiver`
+/// with the id of the message before them. What the recovery hands over, then the live
+/// stream, must be her 200 messages exactly once each, in order.
+async fn recovery_while_messages_flow(sender: &str, receiver: &str) {
+    const N: usize = 200;
+    let mut alice = SioClient::connect_with(sender, "websocket", as_user("alice")).await;
+    alice.join("R").await;
+    let seen = alice.send(Some("R"), "seen").await["id"].clone();
+    let (sent, mut progress) = tokio::sync::watch::channel(0usize);
+    let posting = tokio::spawn(async move {
+        for n in 0..N {
+            let ack = alice.send(Some("R"), &format!("m{n}")).await;
+            assert_eq!(ack["status"], "ok", "{ack}");
+            sent.send_replace(n + 1);
+        }
+        alice
+    });
+    progress
+        .wait_for(|n| *n >= N / 10)
+        .await
+        .expect("alice is posting");
+    let mut bob = SioClient::connect_with(receiver, "websocket", as_user("bob")).await;
+    let ack = bob
+        .emit_ack("room:join", json!([{ "room": "R", "since": seen }]))
+        .await;
+    assert_eq!(ack["recovered"], true, "{ack}");
+    let mut got: Vec<String> = ack["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["data"]["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    while got.last().map(String::as_str) != Some(&format!("m{}", N - 1)) {
+        let live = bob.next_event("message:new").await;
+        got.push(
+            live["data"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let want: Vec<String> = (0..N).map(|n| format!("m{n}")).collect();
+    assert_eq!(got, want, "recovery then live: each message once, in order");
+    drop(posting.await.expect("alice's task"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_while_messages_flow_on_one_node() {
+    let server = TestServer::start_with(config()).await;
+    recovery_while_messages_flow(&server.http_url(), &server.http_url()).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_while_messages_flow_across_in_process_pods() {
+    let pods = TestServer::start_pods(2, config()).await;
+    recovery_while_messages_flow(&pods[0].http_url(), &pods[1].http_url()).await;
+}

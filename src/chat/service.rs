@@ -120,6 +120,11 @@ impl ChatService {
         self.recent[shard].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// No other pod: the recent log would only repeat the history in this process.
+    fn single_node(&self) -> bool {
+        self.bus.status() == BusStatus::Disabled
+    }
+
     /// Drops expired history (stores that expire by themselves do nothing).
     pub(super) fn history_sweep(&self) {
         self.history.sweep();
@@ -159,7 +164,9 @@ impl ChatService {
         let receipt = match self.membership.join(&sender.conn, room) {
             None => return Err(ChatError::Internal("connection is not registered".into())),
             Some((true, Interest::Gained)) => {
-                self.recent(room).open(room);
+                if !self.single_node() {
+                    self.recent(room).open(room);
+                }
                 self.bus.interest(room, true)
             }
             Some((true, _)) => self.bus.settled(),
@@ -277,8 +284,9 @@ impl ChatService {
             origin: Some(sender.conn.clone()),
             encoded: Arc::new(Encodings::with_message(json)),
         };
-        self.deliver_local(&delivery);
-        self.history.append(&message);
+        // Stored under the room's delivery lock, just before its fan-out: a recovery
+        // reading the store under that lock sees a message exactly when it was delivered.
+        self.deliver(&delivery, Some(&message));
         let receipt = self.bus.publish(&delivery);
         Ok(Posted { message, receipt })
     }
@@ -309,10 +317,18 @@ impl ChatService {
     /// shard (global deliveries: under their own), so one room's deliveries reach every
     /// member in one order and rooms never wait for each other's fan-out.
     pub fn deliver_local(&self, delivery: &Delivery) {
+        self.deliver(delivery, None);
+    }
+
+    /// [`ChatService::deliver_local`], storing `new` (a message posted here) first.
+    fn deliver(&self, delivery: &Delivery, new: Option<&Message>) {
         let fanouts = self.fanouts();
         let reached = match delivery.event.room() {
             Some(room) => {
                 let mut recent = self.recent(room);
+                if let Some(message) = new {
+                    self.history.append(message);
+                }
                 match &*delivery.event {
                     ChatEvent::Message { message } => recent.push(room, message.clone()),
                     ChatEvent::Updated { message } => recent.update(room, message),
@@ -327,6 +343,9 @@ impl ChatService {
             }
             None => {
                 let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(message) = new {
+                    self.history.append(message);
+                }
                 let recipients = self.membership.recipients(None);
                 for fanout in fanouts {
                     fanout.deliver(delivery, &recipients);
@@ -354,6 +373,24 @@ impl ChatService {
         let receipt = self.enter(sender, room)?;
         if let Err(e) = receipt.outcome().await {
             debug!(error = %e, "recovering without a confirmed subscription");
+        }
+        if self.single_node() {
+            // One node, history in this process: the store under the delivery lock is
+            // the whole truth (every message is stored just before its fan-out).
+            let _delivering = self.recent(room);
+            if let Some(found) = self.history.since_now(room, since) {
+                match found {
+                    Ok(Some(missed)) => attach(missed, true),
+                    Ok(None) => attach(Vec::new(), false),
+                    Err(e) => {
+                        drop(_delivering);
+                        self.leave(sender, room);
+                        return Err(e.into());
+                    }
+                }
+                self.go_live(&sender.conn, room);
+                return Ok(());
+            }
         }
         let mark = {
             let recent = self.recent(room);

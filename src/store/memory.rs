@@ -87,11 +87,11 @@ impl HistoryStore for MemoryHistory {
         Box::pin(std::future::ready(Ok(page)))
     }
 
-    fn since<'a>(
-        &'a self,
-        room: &'a RoomName,
+    fn since_now(
+        &self,
+        room: &RoomName,
         after: Uuid,
-    ) -> BoxFuture<'a, Result<Option<Vec<Message>>, StoreError>> {
+    ) -> Option<Result<Option<Vec<Message>>, StoreError>> {
         let found = self
             .with_room(room, |log| {
                 log.iter()
@@ -99,7 +99,16 @@ impl HistoryStore for MemoryHistory {
                     .map(|i| log.iter().skip(i + 1).cloned().collect())
             })
             .flatten();
-        Box::pin(std::future::ready(Ok(found)))
+        Some(Ok(found))
+    }
+
+    fn since<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Vec<Message>>, StoreError>> {
+        let found = self.since_now(room, after).unwrap_or(Ok(None));
+        Box::pin(std::future::ready(found))
     }
 
     fn edit<'a>(
