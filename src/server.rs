@@ -129,6 +129,8 @@ pub async fn run_with_clock(
     };
     if config.redis_url.is_empty() {
         let bus = Arc::new(LocalBus);
+        // One node: presence is the chat's own local counts (a single-node chat never
+        // asks the presence store); history is in memory.
         let stores = Stores {
             history: Arc::new(MemoryHistory::new(retention)),
             presence: Arc::new(MemoryPresence::default()),

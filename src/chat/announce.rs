@@ -65,6 +65,11 @@ impl ChatService {
     /// A user's first local connection joined `room`: records it, and announces
     /// "online" when no other pod had them.
     pub(super) async fn announce_online(&self, room: RoomName, user: UserRef, status: Status) {
+        if self.single_node() {
+            // The local count is the whole truth: no store to ask.
+            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+            return;
+        }
         match self.presence_store.online(&room, &user, status).await {
             Ok(first) => {
                 if self.presence.recorded(&room, &user.id) && first {
@@ -85,6 +90,11 @@ impl ChatService {
             return;
         };
         self.typing.set(&room, &user, false);
+        if self.single_node() {
+            let status = Status::Offline;
+            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+            return;
+        }
         match self.presence_store.offline(&room, &user.id).await {
             Ok(true) => drop(self.emit(
                 ChatEvent::Presence {
@@ -108,6 +118,10 @@ impl ChatService {
             return Err(ChatError::invalid("status must be online, away or busy"));
         }
         for (room, user) in self.presence.set_status(&sender.user, status) {
+            if self.single_node() {
+                drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                continue;
+            }
             if let Err(e) = self.presence_store.online(&room, &user, status).await {
                 debug!(error = %e, "status not recorded; retrying");
                 self.presence.unrecord(&room, &user.id);
@@ -125,6 +139,9 @@ impl ChatService {
         room: &RoomName,
     ) -> Result<Vec<(UserRef, Status)>, ChatError> {
         sender.may_join(room)?;
+        if self.single_node() {
+            return Ok(self.presence.list(room));
+        }
         Ok(self.presence_store.list(room).await?)
     }
 
@@ -132,6 +149,9 @@ impl ChatService {
     /// writes again the ones it lost), applies missed departures, reaps dead pods'
     /// entries; announces what changed.
     async fn sync_presence(&self) {
+        if self.single_node() {
+            return;
+        }
         let retrying = self.presence_unsynced.dirty.swap(false, Ordering::AcqRel);
         let online = self.presence.snapshot();
         // Someone who left and came back is online, not departed.

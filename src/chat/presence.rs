@@ -113,6 +113,18 @@ impl LocalPresence {
             .collect()
     }
 
+    /// The users counted online in `room` here, by id.
+    pub fn list(&self, room: &RoomName) -> Vec<(UserRef, Status)> {
+        let mut users: Vec<(UserRef, Status)> = self
+            .lock()
+            .iter()
+            .filter(|((r, _), _)| r == room)
+            .map(|(_, e)| (e.user.clone(), e.status))
+            .collect();
+        users.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        users
+    }
+
     /// Whether `user` is counted online in `room` here.
     pub fn contains(&self, room: &RoomName, user: &str) -> bool {
         self.lock().contains_key(&(room.clone(), user.to_owned()))

@@ -120,8 +120,9 @@ impl ChatService {
         self.recent[shard].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// No other pod: the recent log would only repeat the history in this process.
-    fn single_node(&self) -> bool {
+    /// No other pod: the recent log would only repeat the history in this process, and
+    /// the local presence counts are the whole truth.
+    pub(super) fn single_node(&self) -> bool {
         self.bus.status() == BusStatus::Disabled
     }
 
