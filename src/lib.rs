@@ -39,17 +39,19 @@
 //! 2. The gate takes one from the sender's rate allowance; then
 //!    [`chat::ChatService::post`] checks membership, size and content, stamps id (UUID
 //!    v7), timestamp and `from` (the connection's verified identity, never the client's
-//!    claim).
+//!    claim), and encodes the message's JSON once ([`chat::Encodings`]): the raw frame,
+//!    the socket.io payload, the bus envelope's core and the stored record.
 //! 3. Under the lock of the room's shard (rooms of other shards never wait), the chat
-//!    records the message in the room's recent log and hands one [`chat::Delivery`] to
-//!    each transport's [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room (encoded
-//!    once by socketioxide), the WebSocket hub encodes the JSON once and offers the same
-//!    bytes to each member's bounded outbox, skipping the sender, never waiting.
-//! 4. The chat stores it ([`chat::HistoryStore`]) and queues it on the [`chat::Bus`] for
-//!    other pods (Redis: stored then published, in order, pipelined); each other pod
-//!    subscribed to the room hands it to its chat ([`chat::Inbound`]), which delivers it
-//!    to its own local fan-outs exactly as in step 3, with no origin to skip. The
-//!    sender's ack waits for this step only.
+//!    stores it in an in-process history ([`chat::HistoryStore`]; one node), records it
+//!    in the room's recent log (across pods), and hands one [`chat::Delivery`] with the
+//!    room's live members (read from the one [`chat::Membership`] index) to each
+//!    transport's [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room
+//!    (its rooms mirror the index), the WebSocket hub offers the same bytes to each
+//!    member's bounded outbox, skipping the sender, never waiting.
+//! 4. The chat queues it on the [`chat::Bus`] for other pods (Redis: stored then
+//!    published, in order, pipelined); each other pod subscribed to the room hands it
+//!    to its chat ([`chat::Inbound`]), which delivers it to its own local fan-outs as in
+//!    step 3, with no origin to skip. The sender's ack waits for this step only.
 //! 5. Each connection's writer drains its outbox onto its socket.
 //!
 //! Nothing in steps 1-4 waits on a socket or on Redis, so a sender's messages reach

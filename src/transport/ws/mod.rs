@@ -1,7 +1,8 @@
 //! The raw WebSocket transport: the upgrade routes (here), one task pair per connection
-//! ([`session`]: a reader that decodes and calls the chat; [`writer`]: drains the outbox
+//! (`session`: a reader that decodes and calls the chat; `writer`: drains the outbox
 //! and sends heartbeats; they end each other through the connection's [`Closer`]), the
-//! registry of connections ([`hub`]) and the `realtime.Message` wire ([`protocol`]).
+//! registry of connections (`hub`, [`WsHub`]) and the `realtime.Message` wire
+//! ([`protocol`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
