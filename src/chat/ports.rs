@@ -149,15 +149,11 @@ pub trait Bus: Send + Sync + 'static {
     }
 }
 
-/// Where a bus hands what other pods published: the chat's side of the bus.
+/// Where a bus hands what other pods published: the chat's side of the bus. Losses
+/// are not reported here: the chat reads [`Bus::losses`] when it needs a proof.
 pub trait Inbound: Send + Sync + 'static {
     /// Delivers another pod's event to this pod's members, in the order received.
     fn deliver(&self, delivery: &Delivery);
-
-    /// Deliveries for `room` (every room when `None`) may have been lost before the next
-    /// one: a full inbound queue, or a lost connection. Recovery stops trusting what this
-    /// pod saw of those rooms until then.
-    fn lost(&self, room: Option<&RoomName>);
 }
 
 /// Why a store operation failed.

@@ -505,6 +505,12 @@ impl ChatService {
     /// Active rooms with member counts, across pods.
     pub async fn active_rooms(&self) -> Result<Vec<(String, u64)>, ChatError> {
         let local = self.membership.rooms();
+        if self.single_node() {
+            return Ok(local
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n as u64))
+                .collect());
+        }
         Ok(self.presence_store.rooms(&local).await?)
     }
 }
@@ -528,10 +534,5 @@ fn stored_slice(stored: &Result<Option<Vec<Message>>, super::StoreError>) -> &[M
 impl Inbound for ChatService {
     fn deliver(&self, delivery: &Delivery) {
         self.deliver_local(delivery);
-    }
-
-    fn lost(&self, room: Option<&RoomName>) {
-        // The bus's loss count already voids every proof; say so once per event.
-        debug!(room = ?room.map(RoomName::as_str), "deliveries from other pods may be missing");
     }
 }

@@ -309,14 +309,17 @@ impl RedisBus {
                 () = cancel.cancelled() => return,
                 item = rx.recv() => match item { Some(item) => item, None => return },
             };
-            // Pushes dropped at a full queue went missing somewhere before this one.
+            // Pushes dropped at a full queue went missing somewhere before this one (the
+            // link's loss count, which recovery reads, already says so).
             let now_dropped = self.link.inbound_dropped();
             if now_dropped != dropped {
+                debug!(
+                    dropped = now_dropped - dropped,
+                    "other pods' messages dropped here"
+                );
                 dropped = now_dropped;
-                chat.lost(None);
             }
             if let Some(gap) = GapMarker::of(&channel, &payload) {
-                chat.lost(None);
                 // Later pushes wait in the queue until the gap is filled, so order holds.
                 self.recover(gap, &*chat, &cancel).await;
                 continue;

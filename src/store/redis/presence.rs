@@ -11,7 +11,7 @@
 //! Every change of a user's record is one Lua script, so decisions ("first pod to have
 //! them", "last pod to lose them") are atomic across pods.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -354,7 +354,7 @@ impl PresenceStore for RedisPresence {
                 let Some((pod, room)) = field.split_once('|') else {
                     continue;
                 };
-                if pod != self.pod && alive.contains_key(pod) {
+                if pod != self.pod && alive.contains(pod) {
                     *counts.entry(room.to_owned()).or_default() += n.parse::<u64>().unwrap_or(0);
                 }
             }
@@ -371,7 +371,7 @@ impl RedisPresence {
     async fn alive(
         &self,
         entries: &HashMap<String, String>,
-    ) -> Result<HashMap<String, ()>, StoreError> {
+    ) -> Result<HashSet<String>, StoreError> {
         let mut pods: Vec<String> = entries
             .keys()
             .filter_map(|f| f.split_once('|'))
@@ -380,7 +380,7 @@ impl RedisPresence {
         pods.sort();
         pods.dedup();
         if pods.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(HashSet::new());
         }
         let keys: Vec<String> = pods.iter().map(|p| pod_key(p)).collect();
         let found: Vec<Option<String>> = self
@@ -393,7 +393,7 @@ impl RedisPresence {
             .into_iter()
             .zip(found)
             .filter(|(_, v)| v.is_some())
-            .map(|(p, _)| (p, ()))
+            .map(|(p, _)| p)
             .collect())
     }
 
@@ -409,9 +409,7 @@ impl RedisPresence {
             .keys()
             .filter(|f| match f.strip_prefix(&prefix) {
                 Some(room) => !rooms.iter().any(|(r, _)| r.as_str() == room),
-                None => f
-                    .split_once('|')
-                    .is_some_and(|(p, _)| !alive.contains_key(p)),
+                None => f.split_once('|').is_some_and(|(p, _)| !alive.contains(p)),
             })
             .collect();
         let mut pipe = redis::pipe();
