@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+/// The default message log's file name, in DATA_DIR.
+pub const DEFAULT_SQLITE_FILE: &str = "chatwire.db";
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -22,6 +25,61 @@ pub enum RoomAcl {
     None,
     /// Only rooms matching the token's `rooms` claim patterns.
     Claims,
+}
+
+/// Where the log lives, from `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LogLocation {
+    /// Nothing kept across restarts.
+    Memory,
+    /// An SQLite file (created on first start).
+    Sqlite(String),
+    /// A PostgreSQL database.
+    Postgres(String),
+}
+
+impl LogLocation {
+    /// Reads a `DATABASE_URL`: `memory`, `sqlite:` / `sqlite://PATH`, or
+    /// `postgres://` / `postgresql://...`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url == "memory" {
+            return Ok(Self::Memory);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("an sqlite: URL needs a file path, e.g. sqlite://chatwire.db".into());
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        Err("must be memory, sqlite://PATH or postgres://...".into())
+    }
+
+    /// The kind of database, for logs and `/health`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Never shows a PostgreSQL URL (it may hold a password).
+impl std::fmt::Debug for LogLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
 }
 
 /// A setting that holds a secret (a password in REDIS_URL, the JWT secret): never shown
@@ -92,6 +150,33 @@ pub struct Config {
         hide_env_values = true
     )]
     pub redis_url: Secret,
+
+    /// The message log: memory, sqlite://PATH or postgres://... (empty: sqlite:// chatwire.db in DATA_DIR). With REDIS_URL, PostgreSQL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub database_url: Secret,
+
+    /// Folder of the default SQLite message log (created if missing).
+    #[arg(long, env = "DATA_DIR", value_name = "DATA_DIR", default_value = ".")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Longest wait for a database commit, read or connection; past it the call fails (a send answers UNAVAILABLE).
+    #[arg(long, env = "DATABASE_TIMEOUT", value_name = "DATABASE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+
+    /// Connections to the database, at most.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        value_name = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
+    pub database_max_connections: u32,
 
     /// Longest wait for any Redis call; past it the call counts as failed.
     #[arg(long, env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
@@ -299,17 +384,17 @@ pub struct Config {
     )]
     pub send_buffer: usize,
 
-    /// Chat messages kept per room for history and recovery.
+    /// Most chat messages kept per room by the message log's prune (0: no count limit).
     #[arg(
         long,
         env = "HISTORY_LIMIT",
         value_name = "HISTORY_LIMIT",
-        default_value_t = 1000
+        default_value_t = 0
     )]
     pub history_limit: usize,
 
-    /// Longest a chat message is kept.
-    #[arg(long, env = "HISTORY_TTL", value_name = "HISTORY_TTL", default_value = "24h", value_parser = parse_duration)]
+    /// Longest a chat message is kept in the message log.
+    #[arg(long, env = "HISTORY_TTL", value_name = "HISTORY_TTL", default_value = "30d", value_parser = parse_duration)]
     pub history_ttl: Duration,
 
     /// Quiet time after a user's last connection leaves a room before "offline" is announced.
@@ -361,6 +446,8 @@ pub struct Config {
 pub enum Command {
     /// Exit 0 when the server on PORT at 127.0.0.1 answers /health with 200 (for container HEALTHCHECKs).
     Healthcheck,
+    /// Bring the message log's schema (DATABASE_URL) up to date, then exit.
+    Migrate,
 }
 
 /// A configuration value that parsed but makes no sense.
@@ -408,6 +495,15 @@ impl Config {
         }
     }
 
+    /// Where the message log lives: DATABASE_URL, or the SQLite file in DATA_DIR.
+    pub fn log_location(&self) -> Result<LogLocation, String> {
+        if self.database_url.is_empty() {
+            let path = self.data_dir.join(DEFAULT_SQLITE_FILE);
+            return Ok(LogLocation::Sqlite(path.to_string_lossy().into_owned()));
+        }
+        LogLocation::parse(self.database_url.expose())
+    }
+
     /// Checks values that clap's types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, reason: &str| {
@@ -445,8 +541,23 @@ impl Config {
                 "must start with redis://, rediss:// or unix://",
             );
         }
-        if self.history_limit == 0 {
-            return bad("HISTORY_LIMIT", "must be at least 1");
+        if let Err(reason) = self.log_location() {
+            return bad("DATABASE_URL", &reason);
+        }
+        if !self.redis_url.is_empty()
+            && !matches!(self.log_location(), Ok(LogLocation::Postgres(_)))
+        {
+            return bad(
+                "DATABASE_URL",
+                "must be a postgres:// URL when REDIS_URL is set: pods with their own \
+                 SQLite file or memory log would each keep a different history",
+            );
+        }
+        if self.database_timeout.is_zero() {
+            return bad("DATABASE_TIMEOUT", "must be greater than zero");
+        }
+        if self.database_max_connections == 0 {
+            return bad("DATABASE_MAX_CONNECTIONS", "must be at least 1");
         }
         if self.history_ttl.is_zero() {
             return bad("HISTORY_TTL", "must be greater than zero");
@@ -482,7 +593,12 @@ mod tests {
         let d = Config::defaults();
         assert_eq!(d.port, 8084);
         assert_eq!(d.ping_interval, Duration::from_secs(25));
-        assert_eq!(d.history_limit, 1000);
+        assert_eq!(d.history_limit, 0);
+        assert_eq!(d.history_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            d.log_location(),
+            Ok(LogLocation::Sqlite("./chatwire.db".into()))
+        );
         assert!(d.redis_url.is_empty());
         assert_eq!(parsed.port, d.port);
         assert_eq!(parsed.ping_interval, d.ping_interval);
@@ -505,11 +621,53 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_parse_into_their_kind() {
+        assert_eq!(LogLocation::parse("memory"), Ok(LogLocation::Memory));
+        assert_eq!(
+            LogLocation::parse("sqlite://data/chat.db?mode=rwc"),
+            Ok(LogLocation::Sqlite("data/chat.db".into()))
+        );
+        assert_eq!(
+            LogLocation::parse("sqlite:chat.db"),
+            Ok(LogLocation::Sqlite("chat.db".into()))
+        );
+        assert!(matches!(
+            LogLocation::parse("postgresql://u:p@h/db"),
+            Ok(LogLocation::Postgres(_))
+        ));
+        assert!(LogLocation::parse("mysql://h/db").is_err());
+        assert!(LogLocation::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn a_postgres_url_never_shows_in_debug() {
+        let loc = LogLocation::parse("postgres://u:s3cret@h/db").unwrap();
+        assert!(!format!("{loc:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn several_pods_need_postgres() {
+        let mut c = Config::defaults();
+        c.redis_url = "redis://127.0.0.1:6379".into();
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.key, "DATABASE_URL");
+        assert!(err.reason.contains("REDIS_URL"), "{err}");
+        c.database_url = "memory".into();
+        assert_eq!(c.validate().unwrap_err().key, "DATABASE_URL");
+        c.database_url = "postgres://127.0.0.1/chat".into();
+        assert!(c.validate().is_ok());
+        c.database_url = "mysql://nope".into();
+        assert_eq!(c.validate().unwrap_err().key, "DATABASE_URL");
+    }
+
+    #[test]
     fn secrets_are_not_in_debug_output() {
         let mut c = Config::defaults();
         c.redis_url = "redis://:hunter2@127.0.0.1:6379/0".into();
         c.jwt_secret = "s3cr3t-signing-key".into();
+        c.database_url = "postgres://chat:pgpass99@db/chat".into();
         let shown = format!("{c:?}");
+        assert!(!shown.contains("pgpass99"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");

@@ -1,4 +1,5 @@
-//! The `chatwire` binary: config → telemetry → bind → serve until SIGINT/SIGTERM.
+//! The `chatwire` binary: config → telemetry → bind → serve until SIGINT/SIGTERM (or
+//! `chatwire migrate`, `chatwire healthcheck`).
 
 use anyhow::Context;
 use chatwire::config::{Command, Config};
@@ -38,6 +39,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     telemetry::init(&config)?;
+    if let Some(Command::Migrate) = config.command {
+        let applied = server::migrate(&config).await?;
+        println!("message log up to date ({applied} migrations applied)");
+        return Ok(());
+    }
     let listener = TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| {

@@ -22,13 +22,16 @@ use crate::bus::memory::MemoryHub;
 use crate::bus::redis::RedisBus;
 use crate::bus::LocalBus;
 use crate::chat::{
-    Bus, ChatService, ChatSettings, Inbound, LocalFanout, Retention, Stores, Transport,
+    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, Retention, Stores, Transport,
 };
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
 use crate::redis::RedisLink;
-use crate::store::memory::{MemoryHistory, MemoryPresence};
-use crate::store::redis::{RedisHistory, RedisPresence};
+use crate::store::log::memory::MemoryLog;
+use crate::store::log::sql::{self, SqlLog, SqlSettings};
+use crate::store::log::LogLocation;
+use crate::store::memory::MemoryPresence;
+use crate::store::redis::RedisPresence;
 use crate::transport::http;
 use crate::transport::socketio::LinkDriver;
 use crate::transport::socketio::{self, SioFanout, SioSettings};
@@ -53,23 +56,58 @@ pub async fn run(
     run_with_clock(listener, config, shutdown, GateClock::default()).await
 }
 
-/// Several pods in one process, joined by an in-memory bus and sharing in-memory
-/// stores, as pods share Redis (multi-pod tests without redis-server). Cheap to clone.
-#[derive(Clone)]
+/// Several pods in one process, joined by an in-memory bus and sharing an in-memory
+/// message log and presence, as pods share Redis and PostgreSQL (multi-pod tests
+/// without redis-server). Cheap to clone.
+#[derive(Clone, Default)]
 pub struct InProcessCluster {
     hub: MemoryHub,
-    history: Arc<MemoryHistory>,
+    log: MemoryLog,
     presence: MemoryPresence,
 }
 
-impl InProcessCluster {
-    /// An empty cluster keeping each room's history under `retention`.
-    pub fn new(retention: Retention) -> Self {
-        Self {
-            hub: MemoryHub::default(),
-            history: Arc::new(MemoryHistory::new(retention)),
-            presence: MemoryPresence::default(),
-        }
+/// Opens the message log DATABASE_URL names, migrating its schema.
+pub async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn MessageLog>> {
+    let location = log_location(config)?;
+    if location == LogLocation::Memory {
+        info!("message log in memory: nothing is kept across restarts");
+        return Ok(Arc::new(MemoryLog::default()));
+    }
+    let log = SqlLog::open(&location, sql_settings(config))
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL ({}): {e}", location.kind()))?;
+    match &location {
+        LogLocation::Sqlite(path) => info!(%path, "message log in sqlite"),
+        _ => info!("message log in postgres"),
+    }
+    Ok(Arc::new(log))
+}
+
+/// `chatwire migrate`: brings DATABASE_URL's schema up to date; how many migrations ran.
+pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
+    let location = log_location(config)?;
+    if location == LogLocation::Memory {
+        return Ok(0);
+    }
+    let fail = |e: sql::OpenError| anyhow::anyhow!("DATABASE_URL ({}): {e}", location.kind());
+    let pool = sql::connect(&location, sql_settings(config))
+        .await
+        .map_err(fail)?;
+    let applied = sql::migrate(&pool).await.map_err(fail)?;
+    pool.close().await;
+    Ok(applied)
+}
+
+fn log_location(config: &Config) -> anyhow::Result<LogLocation> {
+    config
+        .log_location()
+        .map_err(|reason| anyhow::anyhow!("invalid value for DATABASE_URL: {reason}"))
+}
+
+fn sql_settings(config: &Config) -> SqlSettings {
+    SqlSettings {
+        timeout: config.database_timeout,
+        max_connections: config.database_max_connections,
     }
 }
 
@@ -85,7 +123,7 @@ pub async fn run_in_process(
     let bus = Arc::new(cluster.hub.pod());
     let presence = cluster.presence.pod(&Uuid::now_v7().to_string());
     let stores = Stores {
-        history: cluster.history,
+        log: Arc::new(cluster.log.pod()),
         presence: Arc::new(presence.clone()),
     };
     let attach = bus.clone();
@@ -123,16 +161,13 @@ pub async fn run_with_clock(
     }
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
-    let retention = Retention {
-        limit: config.history_limit,
-        ttl: config.history_ttl,
-    };
     if config.redis_url.is_empty() {
+        let log = open_log(&config).await?;
         let bus = Arc::new(LocalBus);
         // One node: presence is the chat's own local counts (a single-node chat never
-        // asks the presence store); history is in memory.
+        // asks the presence store).
         let stores = Stores {
-            history: Arc::new(MemoryHistory::new(retention)),
+            log,
             presence: Arc::new(MemoryPresence::default()),
         };
         let builder = SocketIo::builder();
@@ -150,8 +185,9 @@ pub async fn run_with_clock(
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
+    let log = open_log(&config).await?;
     let stores = Stores {
-        history: Arc::new(RedisHistory::new(link.clone(), retention)),
+        log,
         presence: Arc::new(RedisPresence::new(
             link.clone(),
             pod.clone(),
@@ -162,7 +198,6 @@ pub async fn run_with_clock(
         link.clone(),
         pod.clone(),
         config.redis_timeout,
-        Some(retention),
         config.bus_inbound_queue,
     );
     info!(%pod, "scale-out over redis");
@@ -202,7 +237,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     builder: SocketIoBuilder<A>,
     start_bus: impl FnOnce(Arc<ChatService>) -> Links,
 ) -> anyhow::Result<()> {
-    let chat = Arc::new(ChatService::new(
+    let log = stores.log.clone();
+    let chat = ChatService::new(
         bus.clone(),
         stores,
         ChatSettings {
@@ -210,9 +246,12 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             presence_grace: config.presence_grace,
             presence_heartbeat: config.presence_ttl / 3,
             typing_timeout: config.typing_timeout,
-            history_limit: config.history_limit,
+            retention: Retention {
+                limit: (config.history_limit > 0).then_some(config.history_limit),
+                ttl: config.history_ttl,
+            },
         },
-    ));
+    );
     let links = start_bus(chat.clone());
     tokio::spawn(chat.clone().run_background(shutdown.child_token()));
     // Messages dropped at full outboxes, by either transport.
@@ -292,7 +331,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     let Links { bus, link_stop } = links;
     let drain = async {
         // Stop accepting (the accept loop saw `shutdown`), close every connection, then
-        // publish (and store) everything already queued, then close the Redis link.
+        // store everything queued for the log (and hand it to the bus), publish
+        // everything queued for the bus, then close the Redis link.
         hub.close_all(close_code::GOING_AWAY, "server shutting down");
         close_socketio(&io, &chat).await;
         tracker.close();
@@ -300,6 +340,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         if let Err(e) = server.await {
             warn!(error = %e, "server task failed");
         }
+        log.drain().await;
         if let Some((drain_bus, task)) = bus {
             drain_bus.cancel();
             if let Err(e) = task.await {

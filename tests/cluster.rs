@@ -160,13 +160,23 @@ async fn redis_restart_keeps_local_chat_and_resumes_cross_pod() {
     let (status, _) = http_get(pods[0].addr, "/ready").await;
     assert_eq!(status, 200);
 
-    // Cross-pod delivery resumes with no pod restarted, both ways.
+    // Cross-pod delivery resumes with no pod restarted, both ways, and what the other
+    // pod missed meanwhile comes first, from the message log, in offset order.
     let ack = sio1.send(Some("R"), "after").await;
     assert!(ack.get("degraded").is_none(), "{ack}");
-    let got = raw2.recv_type("chat").await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let frame = raw2.recv_type("chat").await;
+        got.push((frame["data"]["content"].clone(), frame["offset"].clone()));
+    }
     assert_eq!(
-        got["data"]["content"], "after",
-        "raw2 missed or got an outage message"
+        got,
+        [
+            (json!("during"), json!(2)),
+            (json!("during-raw"), json!(3)),
+            (json!("after"), json!(4))
+        ],
+        "raw2 gets the outage's messages, then the live one, once each"
     );
     raw2.chat("after-raw").await;
     assert_eq!(

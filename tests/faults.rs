@@ -117,6 +117,7 @@ async fn a_message_in_flight_when_a_pods_connection_dies_still_reaches_it() {
         return;
     };
     let proxy = Proxy::start(redis.port).await;
+    common::db::alias_cluster(proxy.port, redis.port);
     let pod_a = start_pods(1, &proxy.url(), &[]).await;
     let pod_b = start_pods(1, &redis.url(), &[]).await;
     let (mut a, _) = WsClient::connect(&pod_a[0].ws_url(&format!("/ws/{ROOM}"))).await;
@@ -518,7 +519,11 @@ async fn run(fault: Fault) {
         return;
     };
     let proxy = match fault {
-        Fault::Blackhole(_) => Some(Proxy::start(redis.port).await),
+        Fault::Blackhole(_) => {
+            let proxy = Proxy::start(redis.port).await;
+            common::db::alias_cluster(proxy.port, redis.port);
+            Some(proxy)
+        }
         _ => None,
     };
     let url = proxy.as_ref().map_or_else(|| redis.url(), Proxy::url);

@@ -376,10 +376,40 @@ async fn history_edit_delete(a: &str, b: &str, b_addr: std::net::SocketAddr) {
     assert_eq!(ack["status"], "ok", "{ack}");
     let deleted = bob.next_event("message:deleted").await;
     assert_eq!(deleted, json!({ "room": "H", "id": ids[23] }));
+    // A deleted message stays in history as a tombstone: offsets keep no gap.
     let page = bob
         .emit_ack("message:history", json!([{ "room": "H", "limit": 3 }]))
         .await;
-    assert_eq!(contents(&page), vec!["m21", "m22", "m24 (edited)"]);
+    assert_eq!(contents(&page), vec!["m22", "", "m24 (edited)"]);
+    let tombstone = &page["messages"][1];
+    assert_eq!(
+        (
+            tombstone["id"].as_str(),
+            tombstone["data"]["deleted"].clone()
+        ),
+        (Some(ids[23].as_str()), json!(true)),
+        "{page}"
+    );
+    let offsets: Vec<u64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["offset"].as_u64())
+        .collect();
+    assert_eq!(offsets, [23, 24, 25]);
+    // Pages also go back by offset.
+    let page = bob
+        .emit_ack(
+            "message:history",
+            json!([{ "room": "H", "limit": 2, "before": 23 }]),
+        )
+        .await;
+    assert_eq!(contents(&page), vec!["m20", "m21"]);
+    // A deleted message can be neither edited nor deleted again.
+    let ack = alice
+        .emit_ack("message:delete", json!([{ "room": "H", "id": ids[23] }]))
+        .await;
+    assert_eq!(ack["code"], "INVALID_PAYLOAD", "{ack}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,13 +432,18 @@ async fn history_pages_edits_and_deletes_across_pods() {
     };
     let pods = start_pods(2, &redis.url(), POD_ENV).await;
     history_edit_delete(&pods[0].http_url(), &pods[1].http_url(), pods[1].addr).await;
+    // The history lives in PostgreSQL (the tombstone included), none of it in Redis.
+    let rows = redis
+        .schema()
+        .query("SELECT COUNT(*) FROM messages WHERE room = 'H'");
+    assert_eq!(rows, ["25"], "every message of H is a row of the log");
     let mut conn = redis.connection().await.expect("redis");
-    let stored: u64 = redis::cmd("LLEN")
-        .arg("messages:H")
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("messages:*")
         .query_async(&mut conn)
         .await
-        .expect("LLEN");
-    assert_eq!(stored, 24, "history lives in Redis under messages:{{room}}");
+        .expect("KEYS");
+    assert!(keys.is_empty(), "no history in Redis: {keys:?}");
 }
 
 /// Sends `n` messages from `sender` to `room`, returning their ids.

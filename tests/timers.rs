@@ -11,7 +11,8 @@ use chatwire::chat::{
     ChatEvent, ChatService, ChatSettings, ConnId, Delivery, LocalFanout, Recipients, Retention,
     RoomName, Sender, Status, Stores, Transport,
 };
-use chatwire::store::memory::{MemoryHistory, MemoryPresence};
+use chatwire::store::log::memory::MemoryLog;
+use chatwire::store::memory::MemoryPresence;
 use tokio_util::sync::CancellationToken;
 
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
@@ -38,13 +39,13 @@ impl Recorder {
 
 fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
     let retention = Retention {
-        limit: 100,
+        limit: Some(100),
         ttl: Duration::from_secs(3600),
     };
-    let chat = Arc::new(ChatService::new(
+    let chat = ChatService::new(
         Arc::new(LocalBus),
         Stores {
-            history: Arc::new(MemoryHistory::new(retention)),
+            log: Arc::new(MemoryLog::default()),
             presence: Arc::new(MemoryPresence::default()),
         },
         ChatSettings {
@@ -52,9 +53,9 @@ fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
             presence_grace: GRACE,
             presence_heartbeat: Duration::from_secs(10),
             typing_timeout: TYPING_TIMEOUT,
-            history_limit: 100,
+            retention,
         },
-    ));
+    );
     let recorder = Arc::new(Recorder::default());
     chat.set_fanouts(vec![recorder.clone()]);
     let stop = CancellationToken::new();

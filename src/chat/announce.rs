@@ -192,8 +192,10 @@ impl ChatService {
         }
     }
 
-    /// Ends stale typing indicators and keeps presence synced until `cancel`.
+    /// Ends stale typing indicators, keeps presence synced, and watches the message log
+    /// (gaps after bus losses, the retention prune) until `cancel`.
     pub async fn run_background(self: Arc<Self>, cancel: CancellationToken) {
+        tokio::spawn(self.clone().watch_log(cancel.clone()));
         let mut typing_tick = tokio::time::interval(Duration::from_millis(250));
         let mut presence_tick = tokio::time::interval(self.settings.presence_heartbeat);
         let mut retry_tick = tokio::time::interval(RETRY_EVERY);
@@ -206,7 +208,6 @@ impl ChatService {
                     }
                 }
                 _ = presence_tick.tick() => {
-                    self.history_sweep();
                     self.sync_presence().await;
                 }
                 _ = retry_tick.tick() => {

@@ -21,6 +21,9 @@ pub enum ErrorCode {
     MessageTooLarge,
     /// A server-side failure; the client may retry.
     Internal,
+    /// The message log cannot store right now; nothing was delivered. Retry after
+    /// `retry_after_ms`.
+    Unavailable,
 }
 
 impl crate::telemetry::metrics::Label for ErrorCode {
@@ -40,6 +43,7 @@ impl ErrorCode {
             Self::ChannelError => "CHANNEL_ERROR",
             Self::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Self::Internal => "INTERNAL",
+            Self::Unavailable => "UNAVAILABLE",
         }
     }
 }
@@ -82,6 +86,14 @@ pub enum ChatError {
         /// How long until the next request is allowed.
         retry_after_ms: u64,
     },
+    /// The message log cannot store right now.
+    #[error("{reason}; retry in {retry_after_ms} ms")]
+    Unavailable {
+        /// What failed.
+        reason: String,
+        /// When to try again.
+        retry_after_ms: u64,
+    },
 }
 
 impl ChatError {
@@ -95,13 +107,16 @@ impl ChatError {
             Self::Internal(_) => ErrorCode::Internal,
             Self::AuthFailed(_) => ErrorCode::AuthFailed,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
         }
     }
 
-    /// For RATE_LIMITED, how long the client should wait.
+    /// For RATE_LIMITED and UNAVAILABLE, how long the client should wait.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            Self::RateLimited { retry_after_ms } | Self::Unavailable { retry_after_ms, .. } => {
+                Some(*retry_after_ms)
+            }
             _ => None,
         }
     }

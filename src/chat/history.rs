@@ -5,11 +5,11 @@ use uuid::Uuid;
 
 use super::Message;
 
-/// Retention of each room's history.
+/// Retention of each room's history, applied by the log's background prune.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
-    /// Most messages kept per room (HISTORY_LIMIT).
-    pub limit: usize,
+    /// Most messages kept per room (HISTORY_LIMIT; `None`: no count limit).
+    pub limit: Option<usize>,
     /// Longest a message is kept (HISTORY_TTL).
     pub ttl: std::time::Duration,
 }
@@ -18,6 +18,11 @@ impl Retention {
     /// Whether `message` is past the TTL at `now_ms` (Unix milliseconds).
     pub fn expired(&self, message: &Message, now_ms: u64) -> bool {
         message_ms(&message.id).saturating_add(self.ttl.as_millis() as u64) < now_ms
+    }
+
+    /// The oldest creation time (Unix ms) still kept at `now_ms`.
+    pub fn cutoff_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.ttl.as_millis() as u64)
     }
 }
 

@@ -31,11 +31,44 @@ pub enum MessageType {
     Typing,
 }
 
+impl MessageType {
+    /// The type as the wire (and the message log) spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Presence => "presence",
+            Self::Notification => "notification",
+            Self::System => "system",
+            Self::Error => "error",
+            Self::Ping => "ping",
+            Self::Pong => "pong",
+            Self::Typing => "typing",
+        }
+    }
+
+    /// The type spelled `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Chat,
+            Self::Presence,
+            Self::Notification,
+            Self::System,
+            Self::Error,
+            Self::Ping,
+            Self::Pong,
+            Self::Typing,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
 /// Sender name used on messages the server itself originates.
 pub const SERVER_SENDER: &str = "server";
 
-/// One `realtime.Message`: `{id,type,room,from,data,timestamp}`; `room` is omitted for
-/// global messages. Server-assigned fields are set by [`Message::new`].
+/// One `realtime.Message`: `{id,type,room,from,data,timestamp}`, plus `offset` on chat
+/// messages once stored; `room` is omitted for global messages. Server-assigned fields
+/// are set by [`Message::new`] and, for `offset`, by the message log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// UUID v7, set by the server.
@@ -52,6 +85,10 @@ pub struct Message {
     pub data: Value,
     /// RFC 3339 UTC time with milliseconds, set by the server.
     pub timestamp: String,
+    /// The message's place in its room: 1, 2, 3, ... without gaps, given by the message
+    /// log when it stored the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 const RFC3339_MILLIS: &[FormatItem<'static>] =
@@ -67,6 +104,7 @@ impl Message {
             from,
             data,
             timestamp: now_rfc3339(),
+            offset: None,
         }
     }
 
@@ -99,6 +137,21 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds `ms` as RFC 3339 with milliseconds (the form of `timestamp`).
+pub fn rfc3339_of_ms(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(RFC3339_MILLIS).ok())
+        .unwrap_or_default()
+}
+
+/// Unix milliseconds of an RFC 3339 `timestamp` (0 when it does not parse).
+pub fn ms_of_rfc3339(timestamp: &str) -> u64 {
+    OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +167,39 @@ mod tests {
         assert_eq!(v["type"], "chat");
         assert_eq!(v["data"]["content"], "hi");
         assert_eq!(msg.id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_milliseconds() {
+        let ts = now_rfc3339();
+        assert_eq!(rfc3339_of_ms(ms_of_rfc3339(&ts)), ts);
+        assert_eq!(ms_of_rfc3339("not a time"), 0);
+    }
+
+    #[test]
+    fn a_stored_message_carries_its_offset() {
+        let mut msg = Message::chat(None, "a".into(), "hi".into());
+        msg.offset = Some(7);
+        let v: Value = serde_json::from_str(&msg.to_json()).unwrap();
+        assert_eq!(v["offset"], 7);
+    }
+
+    #[test]
+    fn message_types_spell_as_serde_does() {
+        for t in [
+            "chat",
+            "presence",
+            "notification",
+            "system",
+            "error",
+            "ping",
+            "pong",
+            "typing",
+        ] {
+            let parsed = MessageType::parse(t).unwrap();
+            assert_eq!(serde_json::to_value(parsed).unwrap(), t);
+        }
+        assert_eq!(MessageType::parse("nope"), None);
     }
 
     #[test]

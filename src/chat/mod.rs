@@ -1,5 +1,6 @@
 //! The chat domain: rooms, membership, the message model and its validation, presence,
-//! typing, history and recovery rules, and the [`ChatService`] both transports call.
+//! typing, the order of each room's messages, history and recovery by offset, and the
+//! [`ChatService`] both transports call.
 //! It owns its seams: transports implement [`LocalFanout`]; `bus/` and `store/`
 //! implement the [`ports`]. No axum, socketioxide, redis or wire framing in here, and
 //! no import of `transport`, `bus`, `store` or `redis` (tests/layering.rs checks).
@@ -13,9 +14,11 @@ mod membership;
 mod message;
 mod policy;
 pub mod ports;
+mod posting;
 mod presence;
-mod recent;
+mod recovery;
 mod room;
+mod sequence;
 mod service;
 mod typing;
 
@@ -27,11 +30,13 @@ pub use membership::{
     ConnId, Departed, Interest, Mailbox, Member, Membership, MembershipCounts, Recipients,
     Transport,
 };
-pub use message::{now_rfc3339, Message, MessageType, SERVER_SENDER};
+pub use message::{ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, SERVER_SENDER};
 pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
 pub use ports::{
-    Bus, BusError, BusStatus, HistoryPage, HistoryStore, Inbound, PresenceChanges, PresenceState,
-    PresenceStore, Receipt, StoreError,
+    Appended, Bus, BusError, BusStatus, Committed, HistoryPage, Inbound, MessageLog, MessageRef,
+    PresenceChanges, PresenceState, PresenceStore, Receipt, RoomBounds, StoreError, Stored,
+    Unstored,
 };
+pub use recovery::{GAP_WAIT, MAX_RECOVERED};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};
-pub use service::{ChatService, ChatSettings, Posted, Stores, MAX_HISTORY_PAGE};
+pub use service::{Accepted, ChatService, ChatSettings, Posted, Stores, MAX_HISTORY_PAGE};

@@ -1,15 +1,17 @@
 //! The ports the chat needs from the outside, as traits: the pod-to-pod [`Bus`] (and the
-//! [`Inbound`] side it hands other pods' deliveries to), the message [`HistoryStore`] and
-//! the cluster-wide [`PresenceStore`]. `bus/` and `store/` implement them, in memory and
-//! in Redis; nothing here knows how.
+//! [`Inbound`] side it hands other pods' deliveries to), the [`MessageLog`] (and the
+//! [`Committed`] side it hands stored messages to) and the cluster-wide
+//! [`PresenceStore`]. `bus/` and `store/` implement them, in memory, in SQL databases
+//! and in Redis; nothing here knows how.
 
 use std::fmt;
+use std::sync::{Arc, Weak};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{ChatError, Delivery, Message, RoomName, Status, UserRef};
+use super::{ChatError, ConnId, Delivery, Message, Retention, RoomName, Status, UserRef};
 
 /// Why a delivery did not reach other pods.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,17 +167,23 @@ pub enum StoreError {
     /// Only the author may do this.
     #[error("only the author may change this message")]
     NotAuthor,
-    /// The backend could not be reached or did not answer in time.
+    /// The backend could not be reached, did not answer in time, or its queue is full.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
 }
+
+/// How long a client refused with `UNAVAILABLE` should wait before sending again.
+pub const STORE_RETRY_AFTER_MS: u64 = 1000;
 
 impl From<StoreError> for ChatError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ChatError::invalid(e.to_string()),
             StoreError::NotAuthor => ChatError::Forbidden(e.to_string()),
-            StoreError::Unavailable(_) => ChatError::Internal(e.to_string()),
+            StoreError::Unavailable(_) => ChatError::Unavailable {
+                reason: e.to_string(),
+                retry_after_ms: STORE_RETRY_AFTER_MS,
+            },
         }
     }
 }
@@ -189,37 +197,120 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// Each room's chat history.
-pub trait HistoryStore: Send + Sync + 'static {
-    /// Stores a new message at once. Stores that persist through the bus pipeline (so a
-    /// message is stored before other pods see it) do nothing here.
-    fn append(&self, message: &Message);
+/// A place in a room's log, as clients name it: an offset, or (for compatibility) the
+/// id of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef {
+    /// The message with this offset.
+    Offset(u64),
+    /// The message with this id.
+    Id(Uuid),
+}
 
-    /// Up to `limit` messages before `before` (or the newest), oldest first.
+impl MessageRef {
+    /// An offset (`"42"`) or a message id (a UUID).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.parse::<u64>() {
+            Ok(offset) => Some(Self::Offset(offset)),
+            Err(_) => Uuid::parse_str(s).ok().map(Self::Id),
+        }
+    }
+}
+
+/// A JSON number is an offset; a string an offset or a message id.
+impl<'de> serde::Deserialize<'de> for MessageRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Offset(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Offset(offset) => Ok(Self::Offset(offset)),
+            Raw::Text(text) => Self::parse(&text)
+                .ok_or_else(|| serde::de::Error::custom("expected an offset or a message id")),
+        }
+    }
+}
+
+/// A chat message handed to the log, with what its delivery needs once stored.
+#[derive(Debug)]
+pub struct Unstored {
+    /// The message, without an offset yet.
+    pub message: Message,
+    /// The sender's display name, kept beside the message.
+    pub sender_name: Option<String>,
+    /// The local connection that sent it (skipped by the local fan-out).
+    pub origin: Option<ConnId>,
+}
+
+/// A message the log has committed, with its offset.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The message as stored (its `offset` set), shared by every delivery.
+    pub message: Arc<Message>,
+    /// The local connection that sent it.
+    pub origin: Option<ConnId>,
+}
+
+/// Where a log hands what it committed: the chat's side of the log.
+pub trait Committed: Send + Sync + 'static {
+    /// `stored` are committed, in offset order within each room. Called before their
+    /// appends settle, so an acknowledged message has been handed on.
+    fn committed(&self, stored: &[Stored]);
+}
+
+/// The outcome of one [`MessageLog::append`]: the message as stored.
+pub type Appended = BoxFuture<'static, Result<Arc<Message>, StoreError>>;
+
+/// What the log holds of one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomBounds {
+    /// The oldest offset still kept (`None`: nothing kept).
+    pub first: Option<u64>,
+    /// The last offset given out (0: none yet).
+    pub last: u64,
+}
+
+/// The message log: every chat message, stored in one order per room (offsets 1, 2,
+/// 3, ... without gaps) before anyone receives it.
+pub trait MessageLog: Send + Sync + 'static {
+    /// Connects the log to where it hands committed messages (once, before appends).
+    fn attach(&self, committed: Weak<dyn Committed>);
+
+    /// Queues `entry` for storing and returns at once; entries queued in one order get
+    /// offsets in that order. Once committed the message goes to [`Committed`], then the
+    /// returned future settles. A message that cannot be stored settles with an error
+    /// and is handed to no one.
+    fn append(&self, entry: Unstored) -> Appended;
+
+    /// The stored messages of `room` after offset `after`, oldest first, at most `limit`.
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>>;
+
+    /// The oldest kept and the last given offset of `room`.
+    fn bounds<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<RoomBounds, StoreError>>;
+
+    /// The offset of `at` in `room`, if that message is kept.
+    fn offset_of<'a>(
+        &'a self,
+        room: &'a RoomName,
+        at: MessageRef,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+
+    /// Up to `limit` messages before `before` (or the newest), oldest first. Deleted
+    /// messages appear as tombstones.
     fn page<'a>(
         &'a self,
         room: &'a RoomName,
-        before: Option<Uuid>,
+        before: Option<MessageRef>,
         limit: usize,
     ) -> BoxFuture<'a, Result<HistoryPage, StoreError>>;
-
-    /// [`HistoryStore::since`] answered at once, for a history in this process (`None`
-    /// from stores that must be asked over the network). On one node the chat recovers
-    /// from here alone, under the room's delivery lock, and keeps no recent log.
-    fn since_now(
-        &self,
-        _room: &RoomName,
-        _after: Uuid,
-    ) -> Option<Result<Option<Vec<Message>>, StoreError>> {
-        None
-    }
-
-    /// Every message after `after`, oldest first; `None` when `after` is not retained.
-    fn since<'a>(
-        &'a self,
-        room: &'a RoomName,
-        after: Uuid,
-    ) -> BoxFuture<'a, Result<Option<Vec<Message>>, StoreError>>;
 
     /// Replaces the content of `author`'s message `id` and returns it as it is now.
     fn edit<'a>(
@@ -228,19 +319,33 @@ pub trait HistoryStore: Send + Sync + 'static {
         id: Uuid,
         author: &'a str,
         content: String,
-        edited_at: String,
     ) -> BoxFuture<'a, Result<Message, StoreError>>;
 
-    /// Drops expired messages (stores that expire by themselves do nothing).
-    fn sweep(&self) {}
-
-    /// Deletes `author`'s message `id`.
+    /// Deletes `author`'s message `id`, keeping its tombstone; returns the tombstone.
     fn delete<'a>(
         &'a self,
         room: &'a RoomName,
         id: Uuid,
         author: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Message, StoreError>>;
+
+    /// Removes, in bounded steps, what `retention` no longer keeps at `now_ms`; returns
+    /// how many messages went.
+    fn prune(&self, retention: Retention, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Refuses new appends and settles every queued one (stored and handed on, or
+    /// failed); resolves once done.
+    fn drain(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The content and edit time of an edited message's `data`.
+pub fn edited_data(content: String, edited_at: &str) -> serde_json::Value {
+    serde_json::json!({ "content": content, "edited_at": edited_at })
+}
+
+/// The `data` of a deleted message's tombstone.
+pub fn tombstone_data(deleted_at: &str) -> serde_json::Value {
+    serde_json::json!({ "deleted": true, "deleted_at": deleted_at })
 }
 
 /// What this pod holds of presence, for [`PresenceStore::sync`].

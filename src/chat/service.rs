@@ -1,22 +1,24 @@
-//! [`ChatService`]: the use cases both transports call. Membership and posting are
-//! synchronous and never wait, so calls made in one order are delivered everywhere in
-//! that order; history and recovery talk to the stores asynchronously. Presence
-//! announcements live in `announce.rs`.
+//! [`ChatService`]: the use cases both transports call. Membership calls are
+//! synchronous and never wait; a post is queued to the message log at once (so one
+//! connection's messages are stored in the order sent) and delivered once stored, in
+//! offset order (`sequence.rs`). Recovery and gap fills live in `recovery.rs`, presence
+//! announcements in `announce.rs`.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use tracing::{debug, warn};
+use tracing::warn;
 use uuid::Uuid;
 
+use super::posting::Posting;
 use super::presence::{Joined, LocalPresence};
-use super::recent::Recent;
+use super::sequence::Sequences;
 use super::typing::TypingTracker;
 use super::{
-    now_rfc3339, Bus, BusStatus, ChatError, ChatEvent, ConnId, Delivery, Encodings, HistoryPage,
-    HistoryStore, Inbound, Interest, LocalFanout, Mailbox, Membership, Message, PresenceStore,
-    Receipt, RoomName, Sender, Transport,
+    Appended, Bus, BusStatus, ChatError, ChatEvent, Committed, ConnId, Delivery, Encodings,
+    HistoryPage, Inbound, Interest, LocalFanout, Mailbox, Membership, Message, MessageLog,
+    MessageRef, PresenceStore, Receipt, Retention, RoomName, Sender, Stored, Transport, Unstored,
 };
 use crate::telemetry::metrics;
 
@@ -27,13 +29,43 @@ const DELIVERY_SHARDS: usize = 64;
 /// Most messages one history request returns.
 pub const MAX_HISTORY_PAGE: usize = 100;
 
-/// A message accepted by the chat: delivered to local members, queued for other pods.
-#[derive(Debug)]
+/// A message accepted by the chat and queued to the message log.
 pub struct Posted {
-    /// The message as sent.
+    appended: Appended,
+    published: tokio::sync::oneshot::Receiver<Receipt>,
+    id: Uuid,
+    chat: Weak<ChatService>,
+}
+
+/// A posted message once stored.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The message as stored, with its offset.
     pub message: Arc<Message>,
-    /// Settles once the message is stored and published to other pods (or could not be).
-    pub receipt: Receipt,
+    /// Settles once other pods have it (or could not be given it).
+    pub published: Receipt,
+}
+
+impl Posted {
+    /// Waits until the message is stored (and handed to the local members and the bus):
+    /// the message with its offset, or why it was not stored (then nobody got it).
+    pub async fn stored(self) -> Result<Accepted, ChatError> {
+        match self.appended.await {
+            Ok(message) => {
+                let published = self
+                    .published
+                    .await
+                    .unwrap_or_else(|_| Receipt::ready(Err(super::BusError::Unavailable)));
+                Ok(Accepted { message, published })
+            }
+            Err(e) => {
+                if let Some(chat) = self.chat.upgrade() {
+                    chat.posting().remove(&self.id);
+                }
+                Err(e.into())
+            }
+        }
+    }
 }
 
 /// What the chat enforces and how long it waits.
@@ -47,14 +79,14 @@ pub struct ChatSettings {
     pub presence_heartbeat: Duration,
     /// A typing indicator not refreshed for this long is ended by the server.
     pub typing_timeout: Duration,
-    /// Messages retained per room (HISTORY_LIMIT): recovery reaches no further back.
-    pub history_limit: usize,
+    /// What the message log keeps (HISTORY_TTL, HISTORY_LIMIT), applied by the prune.
+    pub retention: Retention,
 }
 
 /// The stores the chat keeps its state in.
 pub struct Stores {
-    /// Room histories.
-    pub history: Arc<dyn HistoryStore>,
+    /// The message log.
+    pub log: Arc<dyn MessageLog>,
     /// Presence across pods.
     pub presence: Arc<dyn PresenceStore>,
 }
@@ -62,44 +94,54 @@ pub struct Stores {
 /// The chat domain: validates and decides, then hands events to the local fan-outs of
 /// both transports and to the bus for other pods.
 pub struct ChatService {
+    /// This service, for the tasks it starts.
+    pub(super) me: Weak<ChatService>,
     membership: Membership,
     fanouts: OnceLock<Vec<Arc<dyn LocalFanout>>>,
     pub(super) bus: Arc<dyn Bus>,
     pub(super) settings: ChatSettings,
-    history: Arc<dyn HistoryStore>,
+    pub(super) log: Arc<dyn MessageLog>,
     pub(super) presence_store: Arc<dyn PresenceStore>,
     pub(super) presence: LocalPresence,
     pub(super) typing: TypingTracker,
     /// Per shard of rooms, also the delivery lock: local deliveries to a room and
-    /// recovery hand-overs in it never interleave.
-    recent: Box<[Mutex<Recent>]>,
+    /// recovery hand-overs in it never interleave, and leave in offset order.
+    sequences: Box<[Mutex<Sequences>]>,
     /// Orders global deliveries.
     global: Mutex<()>,
     shard_of: std::collections::hash_map::RandomState,
     /// Presence changes the store missed, applied by the next sync.
     pub(super) presence_unsynced: super::announce::Unsynced,
+    /// Messages posted here and not handed on yet.
+    posting: Mutex<Posting>,
 }
 
 impl ChatService {
-    /// A chat publishing to `bus`. Call [`ChatService::set_fanouts`] before serving and
-    /// run [`ChatService::run_background`].
-    pub fn new(bus: Arc<dyn Bus>, stores: Stores, settings: ChatSettings) -> Self {
-        Self {
+    /// A chat publishing to `bus` and storing in `stores.log` (which it attaches to).
+    /// Call [`ChatService::set_fanouts`] before serving and run
+    /// [`ChatService::run_background`].
+    pub fn new(bus: Arc<dyn Bus>, stores: Stores, settings: ChatSettings) -> Arc<Self> {
+        let chat = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             membership: Membership::default(),
             fanouts: OnceLock::new(),
             bus,
             settings,
-            history: stores.history,
+            log: stores.log,
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
-            recent: (0..DELIVERY_SHARDS)
-                .map(|_| Mutex::new(Recent::new(settings.history_limit)))
+            sequences: (0..DELIVERY_SHARDS)
+                .map(|_| Mutex::new(Sequences::default()))
                 .collect(),
             global: Mutex::new(()),
             shard_of: std::collections::hash_map::RandomState::new(),
             presence_unsynced: Default::default(),
-        }
+            posting: Mutex::default(),
+        });
+        let committed: Arc<dyn Committed> = chat.clone();
+        chat.log.attach(Arc::downgrade(&committed));
+        chat
     }
 
     /// Installs the transports' local fan-outs (once; later calls are ignored).
@@ -114,21 +156,30 @@ impl ChatService {
         &self.membership
     }
 
-    /// The delivery lock and recent log of `room`'s shard.
-    fn recent(&self, room: &RoomName) -> MutexGuard<'_, Recent> {
-        let shard = (self.shard_of.hash_one(room) as usize) % self.recent.len();
-        self.recent[shard].lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn posting(&self) -> MutexGuard<'_, Posting> {
+        self.posting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// No other pod: the recent log would only repeat the history in this process, and
-    /// the local presence counts are the whole truth.
+    /// The delivery lock and message order of `room`'s shard.
+    pub(super) fn sequences(&self, room: &RoomName) -> MutexGuard<'_, Sequences> {
+        let shard = (self.shard_of.hash_one(room) as usize) % self.sequences.len();
+        self.sequences[shard]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks every anchored room as possibly behind the log; the rooms needing a fill.
+    pub(super) fn all_lost(&self) -> Vec<RoomName> {
+        let mut rooms = Vec::new();
+        for shard in self.sequences.iter() {
+            rooms.extend(shard.lock().unwrap_or_else(|e| e.into_inner()).lost());
+        }
+        rooms
+    }
+
+    /// No other pod: the local presence counts are the whole truth.
     pub(super) fn single_node(&self) -> bool {
         self.bus.status() == BusStatus::Disabled
-    }
-
-    /// Drops expired history (stores that expire by themselves do nothing).
-    pub(super) fn history_sweep(&self) {
-        self.history.sweep();
     }
 
     /// Registers a new connection, with its transport's `mailbox` for fan-out.
@@ -139,7 +190,8 @@ impl ChatService {
     }
 
     /// Adds the connection to `room` if its identity may join it. The receipt settles
-    /// once messages other pods send to `room` reach this pod.
+    /// once messages other pods send to `room` reach this pod and the room's place in
+    /// the log is known here.
     pub fn join(self: &Arc<Self>, sender: &Sender, room: &RoomName) -> Result<Receipt, ChatError> {
         let receipt = self.enter(sender, room)?;
         self.go_live(&sender.conn, room);
@@ -147,7 +199,7 @@ impl ChatService {
     }
 
     /// Makes a member of `room` get deliveries, telling the transports.
-    fn go_live(&self, conn: &ConnId, room: &RoomName) {
+    pub(super) fn go_live(&self, conn: &ConnId, room: &RoomName) {
         if let Some(transport) = self.membership.set_live(conn, room) {
             for fanout in self.fanouts() {
                 fanout.joined(conn, transport, room);
@@ -160,40 +212,37 @@ impl ChatService {
     }
 
     /// Adds the connection to `room`, not live yet.
-    fn enter(self: &Arc<Self>, sender: &Sender, room: &RoomName) -> Result<Receipt, ChatError> {
+    pub(super) fn enter(
+        self: &Arc<Self>,
+        sender: &Sender,
+        room: &RoomName,
+    ) -> Result<Receipt, ChatError> {
         sender.may_join(room)?;
         let receipt = match self.membership.join(&sender.conn, room) {
             None => return Err(ChatError::Internal("connection is not registered".into())),
             Some((true, Interest::Gained)) => {
-                if !self.single_node() {
-                    self.recent(room).open(room);
-                }
-                self.bus.interest(room, true)
+                let anchored = self.sequences(room).open(room);
+                let subscribed = self.bus.interest(room, true);
+                return Ok(self.anchoring(sender, room, subscribed, anchored));
             }
             Some((true, _)) => self.bus.settled(),
             // Already a member: nothing changes, presence included.
-            Some((false, _)) => return Ok(self.proving(room, self.bus.settled())),
+            Some((false, _)) => {
+                let anchored = self.sequences(room).anchored(room);
+                return Ok(self.once_anchored(self.bus.settled(), anchored));
+            }
         };
+        self.announce_join(sender, room);
+        let anchored = self.sequences(room).anchored(room);
+        Ok(self.once_anchored(receipt, anchored))
+    }
+
+    /// Announces `sender` online in `room` if this is their first connection in it.
+    pub(super) fn announce_join(self: &Arc<Self>, sender: &Sender, room: &RoomName) {
         if let Joined::First(status) = self.presence.join(room, &sender.user_ref()) {
             let (chat, room, user) = (self.clone(), room.clone(), sender.user_ref());
             tokio::spawn(async move { chat.announce_online(room, user, status).await });
         }
-        Ok(self.proving(room, receipt))
-    }
-
-    /// `receipt` of a subscription to `room`, which, once it settles with the bus up,
-    /// proves the room's recent log complete from then on.
-    fn proving(self: &Arc<Self>, room: &RoomName, receipt: Receipt) -> Receipt {
-        let (chat, room) = (self.clone(), room.clone());
-        Receipt::from_future(Box::pin(async move {
-            // Read before the subscription settles: a loss meanwhile voids the proof.
-            let losses = chat.bus.losses();
-            let outcome = receipt.outcome().await;
-            if outcome.is_ok() && chat.bus.status() != BusStatus::Down {
-                chat.recent(&room).prove(&room, losses);
-            }
-            outcome
-        }))
     }
 
     /// Removes the connection from `room` (leaving a room one is not in is not an error).
@@ -228,7 +277,7 @@ impl ChatService {
     fn left(self: &Arc<Self>, room: &RoomName, user: &str, interest: Interest) {
         if interest == Interest::Lost {
             drop(self.bus.interest(room, false));
-            self.recent(room).forget(room);
+            self.sequences(room).forget(room);
         }
         if let Some(grace) = self.presence.leave(room, user) {
             let (chat, room, user) = (self.clone(), room.clone(), user.to_owned());
@@ -249,8 +298,9 @@ impl ChatService {
         self.bus.publish(&delivery)
     }
 
-    /// Sends a chat message to `room` (or to everyone when `None`): delivers it to local
-    /// members at once, stores it and queues it for other pods. Never waits.
+    /// Sends a chat message to `room` (or to everyone when `None`): queues it to the
+    /// message log at once; once stored it goes to local members (in offset order) and
+    /// to other pods. Never waits; [`Posted::stored`] tells the outcome.
     pub fn post(
         &self,
         sender: &Sender,
@@ -266,30 +316,29 @@ impl ChatService {
             None => sender.may_post_global()?,
         }
         let message = Message::chat(room, sender.user.clone(), content);
-        // Encoded once: this JSON is the size checked, the raw frame, the socket.io
-        // payload, the bus envelope's core and the stored record.
-        let json = message.to_json();
+        // The offset the log adds is counted at its widest.
+        let size = encoded_len(&message) + MAX_OFFSET_FIELD;
         let limit = self.settings.max_message_bytes;
-        if json.len() > limit {
-            let size = json.len();
+        if size > limit {
             return Err(ChatError::TooLarge { size, limit });
         }
-        let message = Arc::new(message);
         if let Some(room) = &message.room {
             self.typing.set(room, &sender.user_ref(), false);
         }
-        let delivery = Delivery {
-            event: Arc::new(ChatEvent::Message {
-                message: message.clone(),
-            }),
+        let (published_tx, published) = tokio::sync::oneshot::channel();
+        let id = message.id;
+        self.posting().insert(id, sender.conn.clone(), published_tx);
+        let appended = self.log.append(Unstored {
+            message,
+            sender_name: sender.name.clone(),
             origin: Some(sender.conn.clone()),
-            encoded: Arc::new(Encodings::with_message(json)),
-        };
-        // Stored under the room's delivery lock, just before its fan-out: a recovery
-        // reading the store under that lock sees a message exactly when it was delivered.
-        self.deliver(&delivery, Some(&message));
-        let receipt = self.bus.publish(&delivery);
-        Ok(Posted { message, receipt })
+        });
+        Ok(Posted {
+            appended,
+            published,
+            id,
+            chat: self.me.clone(),
+        })
     }
 
     fn check_content(&self, content: &str) -> Result<(), ChatError> {
@@ -316,113 +365,51 @@ impl ChatService {
 
     /// Hands a delivery to every local transport, in order: under the lock of its room's
     /// shard (global deliveries: under their own), so one room's deliveries reach every
-    /// member in one order and rooms never wait for each other's fan-out.
+    /// member in one order and rooms never wait for each other's fan-out. A stored chat
+    /// message goes through its room's order instead ([`ChatService::sequenced`]).
     pub fn deliver_local(&self, delivery: &Delivery) {
-        self.deliver(delivery, None);
-    }
-
-    /// [`ChatService::deliver_local`], storing `new` (a message posted here) first.
-    fn deliver(&self, delivery: &Delivery, new: Option<&Message>) {
-        let fanouts = self.fanouts();
-        let reached = match delivery.event.room() {
+        match delivery.event.room() {
             Some(room) => {
-                let mut recent = self.recent(room);
-                if let Some(message) = new {
-                    self.history.append(message);
-                }
-                match &*delivery.event {
-                    ChatEvent::Message { message } => recent.push(room, message.clone()),
-                    ChatEvent::Updated { message } => recent.update(room, message),
-                    ChatEvent::Deleted { id, .. } => recent.remove(room, *id),
-                    _ => {}
-                }
-                let recipients = self.membership.recipients(Some(room));
-                for fanout in fanouts {
-                    fanout.deliver(delivery, &recipients);
-                }
-                audience(delivery, &recipients)
+                let _order = self.sequences(room);
+                self.fan_out(delivery, Some(room));
             }
             None => {
                 let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(message) = new {
-                    self.history.append(message);
-                }
-                let recipients = self.membership.recipients(None);
-                for fanout in fanouts {
-                    fanout.deliver(delivery, &recipients);
-                }
-                audience(delivery, &recipients)
+                self.fan_out(delivery, None);
             }
-        };
-        metrics::messages_out(delivery.event.kind(), reached as u64);
+        }
     }
 
-    /// Joins `room` and hands over what the connection missed since message `since`:
-    /// `attach(messages, recovered)` runs while no delivery to the room can slip in, and
-    /// must queue `messages` and then subscribe the connection to live delivery.
-    /// `recovered` is true only when nothing after `since` can be missing: from this
-    /// pod's proven recent log, or from the store plus what this pod delivered since the
-    /// read, with no loss on the bus meanwhile. Otherwise `recovered` is false with no
-    /// messages (the client pages history). On an error, `attach` has not run.
-    pub async fn recover(
-        self: &Arc<Self>,
-        sender: &Sender,
-        room: &RoomName,
-        since: Uuid,
-        attach: impl FnOnce(Vec<Message>, bool),
-    ) -> Result<(), ChatError> {
-        let receipt = self.enter(sender, room)?;
-        if let Err(e) = receipt.outcome().await {
-            debug!(error = %e, "recovering without a confirmed subscription");
-        }
-        if self.single_node() {
-            // One node, history in this process: the store under the delivery lock is
-            // the whole truth (every message is stored just before its fan-out).
-            let _delivering = self.recent(room);
-            if let Some(found) = self.history.since_now(room, since) {
-                match found {
-                    Ok(Some(missed)) => attach(missed, true),
-                    Ok(None) => attach(Vec::new(), false),
-                    Err(e) => {
-                        drop(_delivering);
-                        self.leave(sender, room);
-                        return Err(e.into());
-                    }
-                }
-                self.go_live(&sender.conn, room);
-                return Ok(());
-            }
-        }
-        let mark = {
-            let recent = self.recent(room);
-            if let Some(missed) = recent.after(room, since, self.bus.losses()) {
-                attach(missed, true);
-                self.go_live(&sender.conn, room);
-                return Ok(());
-            }
-            recent.mark(room)
+    /// Hands a stored chat message on in its room's offset order: now if it is next,
+    /// later (once the missing ones are fetched from the log) if it is early, never if
+    /// it was already handed on.
+    pub(super) fn sequenced(&self, delivery: &Delivery) {
+        let (Some(room), Some(offset)) = (
+            delivery.event.room(),
+            delivery.event.as_message().and_then(|m| m.offset),
+        ) else {
+            return self.deliver_local(delivery);
         };
-        let losses = self.bus.losses();
-        let stored = self.history.since(room, since).await;
-        let recent = self.recent(room);
-        let newer = recent.newer_than(room, since, stored_slice(&stored), mark, losses);
-        match (stored, newer) {
-            (Ok(Some(mut missed)), Some(newer)) if self.bus.losses() == losses => {
-                missed.extend(newer);
-                attach(missed, true);
-                self.go_live(&sender.conn, room);
-            }
-            (Ok(_), _) => {
-                attach(Vec::new(), false);
-                self.go_live(&sender.conn, room);
-            }
-            (Err(e), _) => {
-                drop(recent);
-                self.leave(sender, room);
-                return Err(e.into());
-            }
+        let mut order = self.sequences(room);
+        let offered = order.offer(room, offset, delivery);
+        for ready in &offered.ready {
+            self.fan_out(ready, Some(room));
         }
-        Ok(())
+        drop(order);
+        if offered.fill {
+            self.start_fill(room.clone());
+        }
+    }
+
+    /// Fans `delivery` out to the local members of `room` (everyone for `None`); the
+    /// caller holds the order lock.
+    pub(super) fn fan_out(&self, delivery: &Delivery, room: Option<&RoomName>) {
+        let recipients = self.membership.recipients(room);
+        for fanout in self.fanouts() {
+            fanout.deliver(delivery, &recipients);
+        }
+        let reached = audience(delivery, &recipients);
+        metrics::messages_out(delivery.event.kind(), reached as u64);
     }
 
     /// A page of `room`'s history, for anyone who may join the room.
@@ -430,7 +417,7 @@ impl ChatService {
         &self,
         sender: &Sender,
         room: &RoomName,
-        before: Option<Uuid>,
+        before: Option<MessageRef>,
         limit: usize,
     ) -> Result<HistoryPage, ChatError> {
         sender.may_join(room)?;
@@ -439,7 +426,7 @@ impl ChatService {
                 "limit must be 1-{MAX_HISTORY_PAGE}"
             )));
         }
-        Ok(self.history.page(room, before, limit).await?)
+        Ok(self.log.page(room, before, limit).await?)
     }
 
     /// Replaces the content of the sender's message `id`; the room gets `message:updated`.
@@ -452,10 +439,7 @@ impl ChatService {
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
         sender.may_join(room)?;
-        let message = self
-            .history
-            .edit(room, id, &sender.user, content, now_rfc3339())
-            .await?;
+        let message = self.log.edit(room, id, &sender.user, content).await?;
         drop(self.emit(
             ChatEvent::Updated {
                 message: message.clone(),
@@ -473,7 +457,7 @@ impl ChatService {
         id: Uuid,
     ) -> Result<(), ChatError> {
         sender.may_join(room)?;
-        self.history.delete(room, id, &sender.user).await?;
+        self.log.delete(room, id, &sender.user).await?;
         drop(self.emit(
             ChatEvent::Deleted {
                 room: room.clone(),
@@ -524,15 +508,53 @@ fn audience(delivery: &Delivery, recipients: &super::Recipients<'_>) -> usize {
     recipients.len().saturating_sub(usize::from(origin))
 }
 
-fn stored_slice(stored: &Result<Option<Vec<Message>>, super::StoreError>) -> &[Message] {
-    match stored {
-        Ok(Some(missed)) => missed,
-        _ => &[],
+/// The widest `"offset":N` the log adds to a message's JSON.
+const MAX_OFFSET_FIELD: usize = r#","offset":18446744073709551615"#.len();
+
+/// The length of `message`'s JSON, measured without keeping it.
+fn encoded_len(message: &Message) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
+    let mut count = Count(0);
+    // A Message holds only strings, a UUID and a JSON value: encoding cannot fail.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
 }
 
 impl Inbound for ChatService {
     fn deliver(&self, delivery: &Delivery) {
-        self.deliver_local(delivery);
+        self.sequenced(delivery);
+    }
+}
+
+impl Committed for ChatService {
+    fn committed(&self, stored: &[Stored]) {
+        for stored in stored {
+            // Encoded once here: the raw frame, the socket.io payload and the bus
+            // envelope's core share this JSON.
+            let delivery = Delivery {
+                encoded: Arc::new(Encodings::with_message(stored.message.to_json())),
+                event: Arc::new(ChatEvent::Message {
+                    message: stored.message.clone(),
+                }),
+                origin: stored.origin.clone(),
+            };
+            self.sequenced(&delivery);
+            let receipt = self.bus.publish(&delivery);
+            match self.posting().remove(&stored.message.id) {
+                Some(ack) => {
+                    let _ = ack.send(receipt);
+                }
+                None => drop(receipt),
+            }
+        }
     }
 }

@@ -63,6 +63,16 @@ pub fn messages_out(kind: &'static str, n: u64) {
     counter!("chatwire_messages_out_total", "type" => kind).increment(n);
 }
 
+/// A gap in a room's offsets was closed from the message log.
+pub fn gap_filled() {
+    counter!("chatwire_gaps_filled_total").increment(1);
+}
+
+/// A gap in a room's offsets could not be closed (the log no longer has them).
+pub fn gap_skipped() {
+    counter!("chatwire_gaps_skipped_total").increment(1);
+}
+
 /// A delivery reached a socket `latency` after the chat accepted it.
 pub fn delivery_latency(transport: impl Label, latency: Duration) {
     histogram!("chatwire_delivery_latency_seconds", "transport" => transport.label())

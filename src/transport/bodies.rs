@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::chat::HistoryPage;
-use crate::chat::{ChatError, ErrorCode, Message, RoomName, Status, UserRef};
+use crate::chat::{Accepted, ChatError, ErrorCode, Message, RoomName, Status, UserRef};
 
 /// Page size of history requests that name none.
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
@@ -15,6 +15,22 @@ pub const DEFAULT_HISTORY_PAGE: usize = 50;
 /// `message:history`: `{"status":"ok","messages":[...],"has_more":bool}`.
 pub fn page_body(page: &HistoryPage) -> Value {
     json!({ "status": "ok", "messages": page.messages, "has_more": page.has_more })
+}
+
+/// The ack of a stored message, once its publish to other pods settled:
+/// `{"status":"ok","id","offset","timestamp","degraded"?:true}`.
+pub async fn accepted_body(accepted: Accepted) -> Value {
+    let message = &accepted.message;
+    let mut body = json!({
+        "status": "ok",
+        "id": message.id,
+        "offset": message.offset,
+        "timestamp": message.timestamp,
+    });
+    if accepted.published.outcome().await.is_err() {
+        body["degraded"] = json!(true);
+    }
+    body
 }
 
 /// `presence:list`: `{"status":"ok","users":[{id,name,status}]}`.
@@ -38,6 +54,7 @@ pub fn status_of(err: &ChatError) -> StatusCode {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -18,11 +18,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::bodies::{page_body, DEFAULT_HISTORY_PAGE};
 use super::state::{AppState, SocketDirectory};
-use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, RoomName, Sender};
+use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, MessageRef, RoomName, Sender};
 use crate::gate::{Action, Gate};
 use crate::telemetry::metrics;
 
@@ -104,13 +103,13 @@ async fn room_messages(
         let Query(query) =
             query.map_err(|e| ChatError::invalid(format!("bad query string: {e}")))?;
         let room = RoomName::parse(&room)?;
-        let before = query
-            .before
-            .as_deref()
-            .filter(|b| !b.is_empty())
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| ChatError::invalid("before is not a message id"))?;
+        let before = match query.before.as_deref().filter(|b| !b.is_empty()) {
+            None => None,
+            Some(b) => Some(
+                MessageRef::parse(b)
+                    .ok_or_else(|| ChatError::invalid("before is not an offset or a message id"))?,
+            ),
+        };
         let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
         ctx.chat.history(&caller, &room, before, limit).await
     }

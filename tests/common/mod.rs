@@ -3,6 +3,8 @@
 //! client (tokio-tungstenite) and a minimal HTTP GET.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +57,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The folder of its SQLite message log, when the test named no DATABASE_URL.
+    _data: Option<db::TempDir>,
 }
 
 impl TestServer {
@@ -67,7 +71,12 @@ impl TestServer {
     }
 
     /// Starts with the rate limiters on `clock`, which the test can advance.
-    pub async fn start_with_clock(config: Config, clock: GateClock) -> Self {
+    pub async fn start_with_clock(mut config: Config, clock: GateClock) -> Self {
+        // The default message log (an SQLite file in DATA_DIR) in a folder of its own.
+        let data = config.database_url.is_empty().then(db::TempDir::new);
+        if let Some(data) = &data {
+            config.data_dir = data.path().to_owned();
+        }
         config.validate().expect("test config is valid");
         let listener = TcpListener::bind((config.host, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -82,6 +91,7 @@ impl TestServer {
             addr,
             shutdown,
             task: Some(task),
+            _data: data,
         }
     }
 
@@ -89,11 +99,7 @@ impl TestServer {
     /// pods without redis-server.
     pub async fn start_pods(n: usize, config: Config) -> Vec<Self> {
         config.validate().expect("test config is valid");
-        let retention = chatwire::chat::Retention {
-            limit: config.history_limit,
-            ttl: config.history_ttl,
-        };
-        let cluster = chatwire::server::InProcessCluster::new(retention);
+        let cluster = chatwire::server::InProcessCluster::default();
         let mut pods = Vec::new();
         for _ in 0..n {
             let listener = TcpListener::bind((config.host, 0)).await.expect("bind");
@@ -109,6 +115,7 @@ impl TestServer {
                 addr,
                 shutdown,
                 task: Some(task),
+                _data: None,
             });
         }
         pods
@@ -577,12 +584,48 @@ pub struct ServerProcess {
     child: Child,
     /// Every line the process wrote to stdout so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The message log made for it, kept as long as it runs.
+    _database: Option<TestDatabase>,
+}
+
+/// A message log a fixture made for a server that named none.
+pub enum TestDatabase {
+    /// The folder of its SQLite file.
+    Sqlite(db::TempDir),
+    /// Its PostgreSQL schema (shared by a cluster's pods).
+    Postgres(std::sync::Arc<db::PgSchema>),
+}
+
+/// The message log for a server started with `env` and no DATABASE_URL: an SQLite file
+/// of its own on one node; with REDIS_URL, the schema of that test Redis server's
+/// cluster (or one of its own for a Redis URL no test server made).
+pub fn database_for(env: &[(&str, &str)]) -> Option<(String, TestDatabase)> {
+    if env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+        return None;
+    }
+    let redis = env
+        .iter()
+        .find(|(k, v)| *k == "REDIS_URL" && !v.is_empty())
+        .map(|(_, v)| *v);
+    match redis {
+        None => {
+            let dir = db::TempDir::new();
+            Some((dir.sqlite_url("chatwire.db"), TestDatabase::Sqlite(dir)))
+        }
+        Some(redis) => {
+            let schema = db::cluster_schema(redis)
+                .or_else(|| db::PgSchema::create().map(std::sync::Arc::new))
+                .expect("PostgreSQL is needed for a server with REDIS_URL");
+            Some((schema.url(), TestDatabase::Postgres(schema)))
+        }
+    }
 }
 
 impl ServerProcess {
     /// Starts the binary with `env` on top of a loopback, port-0 environment and waits
-    /// for its "listening" log line.
+    /// for its "listening" log line. Without DATABASE_URL it gets one ([`database_for`]).
     pub async fn spawn(env: &[(&str, &str)]) -> Self {
+        let database = database_for(env);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatwire"));
         cmd.env_clear()
             .env("HOST", "127.0.0.1")
@@ -592,6 +635,11 @@ impl ServerProcess {
             .env("NO_COLOR", "1")
             .envs(TEST_ENV.iter().copied())
             .envs(env.iter().copied())
+            .envs(
+                database
+                    .as_ref()
+                    .map(|(url, _)| ("DATABASE_URL", url.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -625,7 +673,12 @@ impl ServerProcess {
             .expect("chatwire exited before listening")
             .parse()
             .expect("socket address");
-        Self { addr, child, log }
+        Self {
+            addr,
+            child,
+            log,
+            _database: database.map(|(_, db)| db),
+        }
     }
 
     /// Waits until a log line contains `needle` and returns it.
@@ -710,16 +763,26 @@ impl RedisServer {
         }
         // A free port may be taken by someone else before redis-server binds it: then
         // redis-server exits at once, and another port is tried.
+        // Its cluster's message log: a PostgreSQL schema (pods with REDIS_URL need one).
+        let schema = db::PgSchema::create()?;
         for _ in 0..5 {
             let mut server = Self {
                 port: free_port().await,
                 child: None,
             };
             if server.launch().await {
+                db::register_cluster(&server.port.to_string(), schema);
                 return Some(server);
             }
         }
         panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// The `DATABASE_URL` the pods of this server's cluster share.
+    pub fn database_url(&self) -> String {
+        db::cluster_schema(&self.url())
+            .expect("the cluster's schema")
+            .url()
     }
 
     pub fn url(&self) -> String {
@@ -780,6 +843,11 @@ impl RedisServer {
         }
     }
 
+    /// The cluster's message log schema.
+    pub fn schema(&self) -> std::sync::Arc<db::PgSchema> {
+        db::cluster_schema(&self.url()).expect("the cluster's schema")
+    }
+
     /// A plain connection for inspecting the server.
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.url())?
@@ -797,6 +865,12 @@ impl RedisServer {
             .await
             .expect("PUBSUB NUMSUB");
         n
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        db::forget_cluster(&self.port.to_string());
     }
 }
 

@@ -3,16 +3,12 @@
 //! bounded queue and are published in order, pipelined; a pod subscribes to a room's
 //! channel only while it has local members; its own echoes are ignored.
 //!
-//! Each chat message reaches a pod's members once: the pod remembers the ids of the last
-//! [`SEEN_IDS`] messages it delivered or sent and drops repeats (a reconnecting Redis
-//! connection may overlap the one it replaces). When the Redis connection is lost,
-//! messages published to it meanwhile are missed; once the link is back (subscribed
-//! again) the pod reads each of its rooms' histories and delivers, in stored order, the
-//! messages it has not seen that were sent after the last PING answered before the loss
-//! (less [`GAP_SLACK`] for clocks) and after the room got its first local member. Global
-//! messages are not stored, so they are not recovered.
+//! The bus is best effort: messages published while a connection is lost, or dropped
+//! at a full inbound queue, are missed here and counted in [`Bus::losses`]. Chat
+//! messages carry their offsets, so the chat drops repeats and reads what was missed
+//! from the message log; the bus keeps no history of its own.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,15 +17,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
-
-use uuid::Uuid;
+use tracing::{debug, warn};
 
 use crate::chat::{
-    now_ms, Bus, BusError, BusStatus, ChatEvent, Delivery, Form, Inbound, Receipt, Retention,
-    RoomName,
+    Bus, BusError, BusStatus, ChatEvent, Delivery, Form, Inbound, Receipt, RoomName,
 };
-use crate::redis::{history, ChanItem, GapMarker, LinkError, RedisLink, HEARTBEAT};
+use crate::redis::{ChanItem, RedisLink};
 
 /// Channel of global messages.
 pub const GLOBAL_CHANNEL: &str = "realtime:global";
@@ -39,37 +32,6 @@ pub const ROOM_CHANNEL_PREFIX: &str = "realtime:room:";
 pub const OUTGOING_QUEUE: usize = 8192;
 /// Publishes sent in one pipeline, at most.
 const PUBLISH_BATCH: usize = 256;
-/// Chat message ids a pod remembers (delivered or sent), to drop repeats.
-pub const SEEN_IDS: usize = 16_384;
-/// Recovery after a lost connection reaches this far before the last answered PING,
-/// for clock differences between pods (message ids carry the sender's clock).
-pub const GAP_SLACK: Duration = Duration::from_secs(5);
-/// Recovery gives up after this many failed history reads.
-const RECOVER_ATTEMPTS: usize = 10;
-
-/// The last [`SEEN_IDS`] chat message ids, oldest first.
-#[derive(Default)]
-struct Seen {
-    order: VecDeque<Uuid>,
-    ids: HashSet<Uuid>,
-}
-
-impl Seen {
-    /// Remembers `id`; `false` when it was already known.
-    fn insert(&mut self, id: Uuid) -> bool {
-        if !self.ids.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > SEEN_IDS {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-        true
-    }
-}
-
 /// The channel a delivery travels on.
 pub fn channel_for(room: Option<&RoomName>) -> String {
     match room {
@@ -88,8 +50,6 @@ struct Envelope<P, E> {
 struct Outgoing {
     channel: String,
     payload: Bytes,
-    /// A chat message's room and JSON, stored in the same pipeline, before the PUBLISH.
-    record: Option<(RoomName, Bytes)>,
     done: oneshot::Sender<Result<(), BusError>>,
 }
 
@@ -119,16 +79,12 @@ pub struct RedisBus {
     pod: String,
     outgoing: mpsc::Sender<Outgoing>,
     wanted: Mutex<HashSet<RoomName>>,
-    /// Unix ms when each wanted room got its first local member.
-    joined_at: Mutex<HashMap<RoomName, u64>>,
-    seen: Mutex<Seen>,
     wanted_changed: Notify,
     /// Generation of the latest interest change asked for.
     requested: AtomicU64,
     /// Generation of the latest interest change in place.
     synced: watch::Sender<u64>,
     timeout: Duration,
-    history: Option<Retention>,
     undelivered: AtomicU64,
     inbound_tx: mpsc::Sender<ChanItem>,
 }
@@ -140,31 +96,24 @@ pub struct BusTasks {
 }
 
 impl RedisBus {
-    /// A bus for pod `pod` on `link`, storing chat messages in the rooms' Redis histories
-    /// under `history` (in the publish pipeline, just before each message's PUBLISH).
-    /// Start [`RedisBus::run`] with the returned tasks.
+    /// A bus for pod `pod` on `link`. Start [`RedisBus::run`] with the returned tasks.
     pub fn new(
         link: RedisLink,
         pod: String,
         timeout: Duration,
-        history: Option<Retention>,
         inbound_queue: usize,
     ) -> (Arc<Self>, BusTasks) {
         let (outgoing_tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let (inbound_tx, inbound) = mpsc::channel(inbound_queue.max(1));
-        link.watch_gaps(inbound_tx.clone());
         let bus = Arc::new(Self {
             link,
             pod,
             outgoing: outgoing_tx,
             wanted: Mutex::default(),
-            joined_at: Mutex::default(),
-            seen: Mutex::default(),
             wanted_changed: Notify::new(),
             requested: AtomicU64::new(0),
             synced: watch::Sender::new(0),
             timeout,
-            history,
             undelivered: AtomicU64::new(0),
             inbound_tx,
         });
@@ -190,14 +139,6 @@ impl RedisBus {
             self.clone().subscription_loop(drain.clone()),
             self.clone().inbound_loop(tasks.inbound, inbound, drain),
         );
-    }
-
-    /// Remembers a chat message id; `false` when it was already seen.
-    fn first_sight(&self, id: Uuid) -> bool {
-        self.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id)
     }
 
     fn count_undelivered(&self, n: u64, err: &BusError) {
@@ -237,9 +178,6 @@ impl RedisBus {
             }
             let mut pipe = redis::pipe();
             for item in &batch {
-                if let (Some(retention), Some((room, json))) = (self.history, &item.record) {
-                    history::append_to(&mut pipe, room, json, retention);
-                }
                 pipe.cmd("PUBLISH")
                     .arg(&item.channel)
                     .arg(&item.payload[..])
@@ -310,7 +248,7 @@ impl RedisBus {
                 item = rx.recv() => match item { Some(item) => item, None => return },
             };
             // Pushes dropped at a full queue went missing somewhere before this one (the
-            // link's loss count, which recovery reads, already says so).
+            // link's loss count, which the chat watches, already says so).
             let now_dropped = self.link.inbound_dropped();
             if now_dropped != dropped {
                 debug!(
@@ -318,11 +256,6 @@ impl RedisBus {
                     "other pods' messages dropped here"
                 );
                 dropped = now_dropped;
-            }
-            if let Some(gap) = GapMarker::of(&channel, &payload) {
-                // Later pushes wait in the queue until the gap is filled, so order holds.
-                self.recover(gap, &*chat, &cancel).await;
-                continue;
             }
             let envelope: Envelope<String, ChatEvent> = match serde_json::from_slice(&payload) {
                 Ok(envelope) => envelope,
@@ -338,87 +271,12 @@ impl RedisBus {
                 debug!(channel, "ignoring a bus message on the wrong channel");
                 continue;
             }
-            if let ChatEvent::Message { message } = &envelope.event {
-                if !self.first_sight(message.id) {
-                    debug!(channel, "ignoring a repeated bus message");
-                    continue;
-                }
-            }
             chat.deliver(&Delivery::new(envelope.event, None));
         }
     }
 }
 
 impl RedisBus {
-    /// After a lost connection: waits until the link is back, then delivers what was
-    /// missed meanwhile from the rooms' histories.
-    async fn recover(&self, gap: GapMarker, chat: &dyn Inbound, cancel: &CancellationToken) {
-        let mut ups = self.link.ups();
-        let from_ms = gap.last_ok_ms.saturating_sub(GAP_SLACK.as_millis() as u64);
-        let mut failures = 0;
-        let mut waited = Duration::ZERO;
-        loop {
-            // Back up after the loss, or (should the loss have been marked late) up for
-            // a while: every channel is subscribed again, so what the histories hold
-            // now plus what arrives from here on is everything.
-            let back = *ups.borrow_and_update() > gap.ups || waited >= 3 * HEARTBEAT;
-            if back && self.link.is_up() {
-                match self.fill(from_ms, chat).await {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        info!(
-                            messages = n,
-                            "delivered messages missed while redis was unreachable"
-                        );
-                        return;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        if failures >= RECOVER_ATTEMPTS {
-                            warn!(error = %e, "messages missed while redis was unreachable are not recovered");
-                            return;
-                        }
-                        debug!(error = %e, "history read for recovery failed; retrying");
-                    }
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = ups.changed() => {}
-                () = tokio::time::sleep(HEARTBEAT) => waited += HEARTBEAT,
-            }
-        }
-    }
-
-    /// Delivers the stored messages of every wanted room sent since `from_ms` (and since
-    /// the room got local members) that this pod has not seen; returns how many.
-    async fn fill(&self, from_ms: u64, chat: &dyn Inbound) -> Result<usize, LinkError> {
-        let Some(retention) = self.history else {
-            return Ok(0);
-        };
-        let rooms: Vec<(RoomName, u64)> = {
-            let wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-            let joined = self.joined_at.lock().unwrap_or_else(|e| e.into_inner());
-            wanted
-                .iter()
-                .map(|r| (r.clone(), joined.get(r).copied().unwrap_or(u64::MAX)))
-                .collect()
-        };
-        let mut delivered = 0;
-        for (room, joined) in rooms {
-            for message in
-                history::sent_since(&self.link, &room, from_ms.max(joined), retention).await?
-            {
-                if self.first_sight(message.id) {
-                    let message = Arc::new(message);
-                    chat.deliver(&Delivery::new(ChatEvent::Message { message }, None));
-                    delivered += 1;
-                }
-            }
-        }
-        Ok(delivered)
-    }
-
     /// A receipt settling once the subscription keeper has applied `generation`.
     fn synced_at(&self, generation: u64) -> Receipt {
         if *self.synced.borrow() >= generation {
@@ -452,15 +310,10 @@ impl Bus for RedisBus {
             self.count_undelivered(1, &BusError::Unavailable);
             return Receipt::ready(Err(BusError::Unavailable));
         }
-        if let Some(message) = delivery.event.as_message() {
-            // Its echo, or its copy in the history after a lost connection, is no news here.
-            self.first_sight(message.id);
-        }
         let (done, receipt) = Receipt::pending();
         let item = Outgoing {
             channel: channel_for(delivery.event.room()),
             payload,
-            record: delivery.event.room().cloned().zip(delivery.message_json()),
             done,
         };
         match self.outgoing.try_send(item) {
@@ -476,15 +329,11 @@ impl Bus for RedisBus {
 
     fn interest(&self, room: &RoomName, interested: bool) -> Receipt {
         let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-        let mut joined = self.joined_at.lock().unwrap_or_else(|e| e.into_inner());
         if interested {
             wanted.insert(room.clone());
-            joined.entry(room.clone()).or_insert_with(now_ms);
         } else {
             wanted.remove(room);
-            joined.remove(room);
         }
-        drop(joined);
         let generation = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         drop(wanted);
         self.wanted_changed.notify_one();
@@ -537,19 +386,5 @@ mod tests {
         let decoded: Envelope<String, ChatEvent> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(decoded.pod, "pod \"1\"");
         assert_eq!(decoded.event, *delivery.event);
-    }
-
-    #[test]
-    fn seen_ids_drop_repeats_and_forget_the_oldest_beyond_the_bound() {
-        let mut seen = Seen::default();
-        let first = Uuid::now_v7();
-        assert!(seen.insert(first));
-        assert!(!seen.insert(first), "a repeat is no news");
-        for _ in 0..SEEN_IDS {
-            assert!(seen.insert(Uuid::now_v7()));
-        }
-        assert_eq!(seen.order.len(), SEEN_IDS);
-        assert_eq!(seen.ids.len(), SEEN_IDS);
-        assert!(seen.insert(first), "the oldest id was forgotten");
     }
 }

@@ -1,10 +1,8 @@
-//! The chat's stores in Redis, across pods: room histories ([`RedisHistory`]) and
-//! presence with per-pod liveness ([`RedisPresence`]).
+//! The chat's temporary state in Redis, across pods: presence with per-pod liveness
+//! ([`RedisPresence`]). Messages live in the message log ([`super::log`]).
 
-mod history;
 mod presence;
 
-pub use history::RedisHistory;
 pub use presence::RedisPresence;
 
 use crate::chat::StoreError;

@@ -119,19 +119,12 @@ async fn in_turn<A: Adapter, R, T, Fut>(
     reply.send(result);
 }
 
-/// The ack of an accepted message: once other pods have it, or saying it reached only
-/// this pod (`degraded`).
+/// The ack of a sent message: once it is stored, with its id and offset, once other
+/// pods have it or saying it reached only this pod so far (`degraded`; the others read
+/// it from the log later); or why it was not stored (nobody got it).
 async fn posted_ack(posted: Posted) -> Result<serde_json::Value, ChatError> {
-    let degraded = posted.receipt.outcome().await.is_err();
-    let mut body = json!({
-        "status": "ok",
-        "id": posted.message.id,
-        "timestamp": posted.message.timestamp,
-    });
-    if degraded {
-        body["degraded"] = json!(true);
-    }
-    Ok(body)
+    let accepted = posted.stored().await?;
+    Ok(crate::transport::bodies::accepted_body(accepted).await)
 }
 
 /// Events that read the store or Redis: each takes one read from the sender's allowance

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use socketioxide::ParserError;
 use uuid::Uuid;
 
-use crate::chat::{excerpt, ChatError, RoomName, Status};
+use crate::chat::{excerpt, ChatError, MessageRef, RoomName, Status};
 
 #[derive(Deserialize)]
 pub(super) struct RoomRequest {
@@ -16,14 +16,14 @@ pub(super) struct RoomRequest {
 pub(super) struct JoinRequest {
     pub(super) room: RoomName,
     #[serde(default)]
-    pub(super) since: Option<Uuid>,
+    pub(super) since: Option<MessageRef>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct HistoryRequest {
     pub(super) room: RoomName,
     #[serde(default)]
-    pub(super) before: Option<Uuid>,
+    pub(super) before: Option<MessageRef>,
     #[serde(default)]
     pub(super) limit: Option<usize>,
 }

@@ -28,7 +28,7 @@ pub use hub::{close_code, Closer, Outbox, Queued, WsHub};
 pub use session::read_error_close;
 
 use super::state::AppState;
-use crate::chat::{ChatError, ConnId, RoomName, Sender};
+use crate::chat::{ChatError, ConnId, MessageRef, RoomName, Sender};
 use crate::gate::{Admission, ConnectionPermit};
 use session::open_session;
 use std::sync::Arc;
@@ -120,10 +120,15 @@ fn accept(
         Ok(room) => room,
         Err(e) => return e.into_response(),
     };
-    let since = match query.since.as_deref().map(Uuid::parse_str).transpose() {
-        Ok(since) if since.is_none() || room.is_some() => since,
-        Ok(_) => return ChatError::invalid("since needs a room").into_response(),
-        Err(_) => return ChatError::invalid("since is not a message id").into_response(),
+    let since = match query.since.as_deref().map(MessageRef::parse) {
+        None => None,
+        Some(Some(_)) if room.is_none() => {
+            return ChatError::invalid("since needs a room").into_response()
+        }
+        Some(Some(since)) => Some(since),
+        Some(None) => {
+            return ChatError::invalid("since is not an offset or a message id").into_response()
+        }
     };
     let claimed = (ctx.gate).credentials(Some(peer), headers, query.token.as_deref(), None);
     let permit = match ctx.gate.admit(claimed.ip, headers) {
@@ -193,7 +198,7 @@ struct Session {
 struct Accepted {
     ctx: AppState,
     room: Option<RoomName>,
-    since: Option<Uuid>,
+    since: Option<MessageRef>,
     admission: Admission,
     permit: ConnectionPermit,
 }

@@ -6,19 +6,22 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::chat::{
-    excerpt, ChatError, ChatEvent, Message, MessageType, RoomName, Status, MAX_HISTORY_PAGE,
+    excerpt, ChatError, ChatEvent, Message, MessageRef, MessageType, RoomName, Status,
+    MAX_HISTORY_PAGE,
 };
 use crate::transport::bodies::DEFAULT_HISTORY_PAGE;
 
 /// A request decoded from one client text frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    /// `{"type":"chat","room"?,"data":{"content":"..."}}`
+    /// `{"type":"chat","room"?,"data":{"content":"...","request_id"?}}`
     Chat {
         /// Target room as named by the client, if any.
         room: Option<RoomName>,
         /// The message text (non-empty).
         content: String,
+        /// When set, the message is acknowledged (once stored) with this id.
+        request_id: Option<String>,
     },
     /// `{"type":"typing","room"?,"data":{"typing":true}}`
     Typing {
@@ -49,8 +52,8 @@ pub enum Request {
     Join {
         /// The room.
         room: RoomName,
-        /// Last message seen, to recover what was missed.
-        since: Option<Uuid>,
+        /// Last message seen (offset or id), to recover what was missed.
+        since: Option<MessageRef>,
     },
     /// `room:leave {room}`
     Leave {
@@ -61,8 +64,8 @@ pub enum Request {
     History {
         /// The room.
         room: RoomName,
-        /// Page before this message.
-        before: Option<Uuid>,
+        /// Page before this message (offset or id).
+        before: Option<MessageRef>,
         /// Page size (default 50, at most 100).
         limit: usize,
     },
@@ -142,6 +145,28 @@ fn id_field(data: &mut Map<String, Value>, key: &str) -> Result<Option<Uuid>, Ch
     }
 }
 
+fn ref_field(data: &mut Map<String, Value>, key: &str) -> Result<Option<MessageRef>, ChatError> {
+    let bad = || ChatError::invalid(format!("data.{key} is not an offset or a message id"));
+    match data.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => MessageRef::parse(&s).map(Some).ok_or_else(bad),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|o| Some(MessageRef::Offset(o)))
+            .ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn request_id_field(data: &mut Map<String, Value>) -> Result<Option<String>, ChatError> {
+    match data.remove("request_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= 64 => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ChatError::invalid("data.request_id must be a short string")),
+    }
+}
+
 fn content_field(data: &mut Map<String, Value>) -> Result<String, ChatError> {
     match data.remove("content") {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
@@ -170,6 +195,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
                 data_object(raw.data).map_err(|_| ChatError::invalid("data.content is missing"))?;
             Ok(ClientFrame::Chat {
                 room,
+                request_id: request_id_field(&mut data)?,
                 content: content_field(&mut data)?,
             })
         }
@@ -203,12 +229,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
 }
 
 fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError> {
-    let request_id = match data.remove("request_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() <= 64 => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err(ChatError::invalid("data.request_id must be a short string")),
-    };
+    let request_id = request_id_field(&mut data)?;
     let name = match data.remove("request") {
         Some(Value::String(s)) => s,
         _ => return Err(ChatError::invalid("data.request is missing")),
@@ -216,14 +237,14 @@ fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError
     let request = match name.as_str() {
         "room:join" => Request::Join {
             room: required_room(&mut data)?,
-            since: id_field(&mut data, "since")?,
+            since: ref_field(&mut data, "since")?,
         },
         "room:leave" => Request::Leave {
             room: required_room(&mut data)?,
         },
         "message:history" => Request::History {
             room: required_room(&mut data)?,
-            before: id_field(&mut data, "before")?,
+            before: ref_field(&mut data, "before")?,
             limit: match data.remove("limit") {
                 None | Some(Value::Null) => DEFAULT_HISTORY_PAGE,
                 Some(Value::Number(n)) => n
@@ -289,6 +310,14 @@ pub fn error(err: &ChatError, request_id: Option<&str>) -> Message {
     Message::from_server(MessageType::Error, None, data)
 }
 
+/// The ack of a stored chat message in `room`: `{"type":"system","data":{"reply":
+/// "chat","request_id","status":"ok","id","offset","timestamp","degraded"?}}`.
+pub fn stored(body: Value, room: Option<RoomName>, request_id: &str) -> Message {
+    let mut frame = reply("chat", Some(request_id), body);
+    frame.room = room;
+    frame
+}
+
 /// The reply to a `system` request: `body` plus `reply` and `request_id`.
 pub fn reply(request: &str, request_id: Option<&str>, mut body: Value) -> Message {
     body["reply"] = json!(request);
@@ -339,14 +368,34 @@ mod tests {
             decode(r#"{"type":"chat","data":{"content":"hi"},"from":"spoof"}"#),
             Ok(ClientFrame::Chat {
                 room: None,
-                content: "hi".into()
+                content: "hi".into(),
+                request_id: None,
+            })
+        );
+        assert_eq!(
+            decode(r#"{"type":"chat","data":{"content":"hi","request_id":"s1"}}"#),
+            Ok(ClientFrame::Chat {
+                room: None,
+                content: "hi".into(),
+                request_id: Some("s1".into()),
+            })
+        );
+        assert_eq!(
+            decode(r#"{"type":"system","data":{"request":"room:join","room":"r","since":41}}"#),
+            Ok(ClientFrame::Request {
+                request_id: None,
+                request: Request::Join {
+                    room: RoomName::parse("r").unwrap(),
+                    since: Some(MessageRef::Offset(41)),
+                }
             })
         );
         assert_eq!(
             decode(r#"{"type":"chat","room":"lobby","data":{"content":"x"}}"#),
             Ok(ClientFrame::Chat {
                 room: RoomName::parse("lobby").ok(),
-                content: "x".into()
+                content: "x".into(),
+                request_id: None,
             })
         );
         assert_eq!(decode(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));

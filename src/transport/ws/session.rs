@@ -11,13 +11,12 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::timeout;
 use tracing::{debug, info};
-use uuid::Uuid;
 
 use super::hub::{close_code, Closer, Outbox};
 use super::protocol::{self as ws_protocol, ClientFrame, Request};
 use super::writer::write_loop;
 use super::{Accepted, Session};
-use crate::chat::{ChatError, Mailbox, Message, RoomName, Sender, Transport};
+use crate::chat::{ChatError, Mailbox, Message, MessageRef, RoomName, Sender, Transport};
 use crate::gate::{unix_now, Action};
 use crate::telemetry::metrics;
 use crate::transport::bodies::{page_body, recovery_body, users_body};
@@ -173,7 +172,7 @@ impl Link<'_> {
     async fn recover(
         &self,
         room: &RoomName,
-        since: Uuid,
+        since: MessageRef,
         frame: impl FnOnce(Value) -> Message,
     ) -> Result<(), ChatError> {
         let (hub, outbox) = (&self.ctx.hub, self.outbox);
@@ -301,7 +300,8 @@ async fn read_loop(
             ClientFrame::Chat {
                 room: named,
                 content,
-            } => post(ctx, sender, room, named, content),
+                request_id,
+            } => post(link, room, named, content, request_id),
             ClientFrame::Typing {
                 room: named,
                 typing,
@@ -337,19 +337,49 @@ async fn read_loop(
     }
 }
 
+/// Queues a chat message (in the order the frames came). Once stored, a frame with a
+/// `request_id` gets its ack; a message that could not be stored gets an error frame
+/// either way (nobody received it).
 fn post(
-    ctx: &AppState,
-    sender: &Sender,
+    link: &Link<'_>,
     conn_room: Option<&RoomName>,
     named: Option<RoomName>,
     content: String,
+    request_id: Option<String>,
 ) -> Result<(), ChatError> {
+    let (ctx, sender) = (link.ctx, link.sender);
     ctx.gate.limit(Action::Send, sender)?;
     // The connection's own room unless the frame names another room it is in; none at
     // all: global. The chat refuses rooms the connection is not in.
     let target = named.or_else(|| conn_room.cloned());
-    // The raw protocol has no acks: the receipt is not awaited.
-    ctx.chat.post(sender, target, content).map(drop)
+    let posted = ctx
+        .chat
+        .post(sender, target, content)
+        .map_err(|e| (e, request_id.clone()));
+    let posted = match posted {
+        Ok(posted) => posted,
+        Err((e, id)) => {
+            link.error(&e, id.as_deref());
+            return Ok(());
+        }
+    };
+    let (hub, outbox) = (ctx.hub.clone(), link.outbox.clone());
+    tokio::spawn(async move {
+        let frame = match (posted.stored().await, request_id) {
+            (Ok(accepted), Some(id)) => {
+                let room = accepted.message.room.clone();
+                let body = crate::transport::bodies::accepted_body(accepted).await;
+                ws_protocol::stored(body, room, &id)
+            }
+            (Ok(_), None) => return,
+            (Err(e), id) => {
+                metrics::error(e.code());
+                ws_protocol::error(&e, id.as_deref())
+            }
+        };
+        hub.offer(&outbox, frame.to_json().into());
+    });
+    Ok(())
 }
 
 fn frame_kind(decoded: &Result<ClientFrame, ChatError>) -> &'static str {

@@ -1,0 +1,378 @@
+//! The message log in this process's memory: nothing survives a restart. Shared by the
+//! pods of an in-process cluster, each through its own handle ([`MemoryLog::pod`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use futures_util::future::{ready, BoxFuture};
+use uuid::Uuid;
+
+use super::{check_author, room_key};
+use crate::chat::ports::{edited_data, tombstone_data};
+use crate::chat::{
+    message_ms, now_rfc3339, Appended, Committed, HistoryPage, Message, MessageLog, MessageRef,
+    Retention, RoomBounds, RoomName, StoreError, Stored, Unstored,
+};
+
+/// Locks over the rooms: appends to rooms of different shards never wait for each other.
+const SHARDS: usize = 64;
+
+/// One room's kept messages, offsets contiguous, oldest first.
+#[derive(Default)]
+struct RoomLog {
+    last: u64,
+    messages: VecDeque<Message>,
+}
+
+impl RoomLog {
+    fn index_of(&self, at: MessageRef) -> Option<usize> {
+        match at {
+            MessageRef::Offset(offset) => {
+                let first = self.messages.front()?.offset?;
+                let i = usize::try_from(offset.checked_sub(first)?).ok()?;
+                (i < self.messages.len()).then_some(i)
+            }
+            MessageRef::Id(id) => self.messages.iter().position(|m| m.id == id),
+        }
+    }
+
+    fn find_mut(&mut self, id: Uuid) -> Result<&mut Message, StoreError> {
+        self.messages
+            .iter_mut()
+            .find(|m| m.id == id)
+            .ok_or(StoreError::NotFound)
+    }
+}
+
+struct Shared {
+    shards: Box<[Mutex<HashMap<String, RoomLog>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// A message log in memory.
+#[derive(Clone)]
+pub struct MemoryLog {
+    shared: Arc<Shared>,
+    committed: Arc<OnceLock<Weak<dyn Committed>>>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                hasher: Default::default(),
+            }),
+            committed: Arc::default(),
+            draining: Arc::default(),
+        }
+    }
+}
+
+impl MemoryLog {
+    /// Another pod's handle on the same messages, handing its own appends to its own
+    /// [`Committed`].
+    pub fn pod(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            committed: Arc::default(),
+            draining: Arc::default(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, RoomLog>> {
+        let i = (self.shared.hasher.hash_one(key) as usize) % self.shared.shards.len();
+        self.shared.shards[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(Option<&mut RoomLog>) -> T) -> T {
+        let mut shard = self.shard(room.as_str());
+        f(shard.get_mut(room.as_str()))
+    }
+}
+
+impl MessageLog for MemoryLog {
+    fn attach(&self, committed: Weak<dyn Committed>) {
+        let _ = self.committed.set(committed);
+    }
+
+    fn append(&self, entry: Unstored) -> Appended {
+        if self.draining.load(Ordering::Relaxed) {
+            return Box::pin(ready(Err(StoreError::Unavailable(
+                "the server is shutting down".into(),
+            ))));
+        }
+        let mut message = entry.message;
+        let key = room_key(&message).to_owned();
+        let mut shard = self.shard(&key);
+        let log = shard.entry(key).or_default();
+        log.last += 1;
+        message.offset = Some(log.last);
+        log.messages.push_back(message.clone());
+        let stored = Stored {
+            message: Arc::new(message),
+            origin: entry.origin,
+        };
+        // Handed on under the room's lock: one room's messages leave in offset order.
+        if let Some(chat) = self.committed.get().and_then(Weak::upgrade) {
+            chat.committed(std::slice::from_ref(&stored));
+        }
+        drop(shard);
+        Box::pin(ready(Ok(stored.message)))
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>> {
+        let found = self.with_room(room, |log| {
+            log.map(|log| {
+                log.messages
+                    .iter()
+                    .filter(|m| m.offset.is_some_and(|o| o > after))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn bounds<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<RoomBounds, StoreError>> {
+        let bounds = self.with_room(room, |log| {
+            log.map(|log| RoomBounds {
+                first: log.messages.front().and_then(|m| m.offset),
+                last: log.last,
+            })
+            .unwrap_or_default()
+        });
+        Box::pin(ready(Ok(bounds)))
+    }
+
+    fn offset_of<'a>(
+        &'a self,
+        room: &'a RoomName,
+        at: MessageRef,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        let found = self.with_room(room, |log| {
+            let log = log?;
+            let i = log.index_of(at)?;
+            log.messages[i].offset
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn page<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<MessageRef>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        let page = self.with_room(room, |log| {
+            let Some(log) = log else {
+                return HistoryPage {
+                    messages: Vec::new(),
+                    has_more: false,
+                };
+            };
+            let end = match before {
+                Some(MessageRef::Offset(o)) => log
+                    .messages
+                    .iter()
+                    .position(|m| m.offset.is_some_and(|x| x >= o))
+                    .unwrap_or(log.messages.len()),
+                Some(at) => log.index_of(at).unwrap_or(0),
+                None => log.messages.len(),
+            };
+            let start = end.saturating_sub(limit);
+            HistoryPage {
+                messages: log.messages.range(start..end).cloned().collect(),
+                has_more: start > 0,
+            }
+        });
+        Box::pin(ready(Ok(page)))
+    }
+
+    fn edit<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        author: &'a str,
+        content: String,
+    ) -> BoxFuture<'a, Result<Message, StoreError>> {
+        let result = self.with_room(room, |log| {
+            let message = log.ok_or(StoreError::NotFound)?.find_mut(id)?;
+            check_author(message, author)?;
+            if super::is_tombstone(message) {
+                return Err(StoreError::NotFound);
+            }
+            message.data = edited_data(content, &now_rfc3339());
+            Ok(message.clone())
+        });
+        Box::pin(ready(result))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        author: &'a str,
+    ) -> BoxFuture<'a, Result<Message, StoreError>> {
+        let result = self.with_room(room, |log| {
+            let message = log.ok_or(StoreError::NotFound)?.find_mut(id)?;
+            check_author(message, author)?;
+            if super::is_tombstone(message) {
+                return Err(StoreError::NotFound);
+            }
+            message.data = tombstone_data(&now_rfc3339());
+            Ok(message.clone())
+        });
+        Box::pin(ready(result))
+    }
+
+    fn prune(&self, retention: Retention, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let cutoff = retention.cutoff_ms(now_ms);
+        let mut removed = 0u64;
+        for shard in self.shared.shards.iter() {
+            let mut rooms = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for log in rooms.values_mut() {
+                while log.messages.front().is_some_and(|m| {
+                    message_ms(&m.id) < cutoff
+                        || retention.limit.is_some_and(|l| log.messages.len() > l)
+                }) {
+                    log.messages.pop_front();
+                    removed += 1;
+                }
+            }
+        }
+        Box::pin(ready(Ok(removed)))
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        self.draining.store(true, Ordering::Relaxed);
+        Box::pin(ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::MessageType;
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    fn unstored(room_name: &str, from: &str, text: &str) -> Unstored {
+        Unstored {
+            message: Message::chat(Some(room(room_name)), from.into(), text.into()),
+            sender_name: None,
+            origin: None,
+        }
+    }
+
+    async fn append(log: &MemoryLog, room_name: &str, text: &str) -> Arc<Message> {
+        log.append(unstored(room_name, "alice", text))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn offsets_count_up_per_room_without_gaps() {
+        let log = MemoryLog::default();
+        assert_eq!(append(&log, "a", "1").await.offset, Some(1));
+        assert_eq!(append(&log, "a", "2").await.offset, Some(2));
+        assert_eq!(append(&log, "b", "1").await.offset, Some(1));
+        let other_pod = log.pod();
+        assert_eq!(append(&other_pod, "a", "3").await.offset, Some(3));
+        let after = log.after(&room("a"), 1, 10).await.unwrap();
+        let offsets: Vec<_> = after.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [Some(2), Some(3)]);
+        assert_eq!(
+            log.bounds(&room("a")).await.unwrap(),
+            RoomBounds {
+                first: Some(1),
+                last: 3
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_go_backwards_by_offset_or_id() {
+        let log = MemoryLog::default();
+        let mut ids = Vec::new();
+        for i in 1..=5 {
+            ids.push(append(&log, "a", &i.to_string()).await.id);
+        }
+        let page = log.page(&room("a"), None, 2).await.unwrap();
+        assert_eq!(page.messages.len(), 2);
+        assert_eq!(page.messages[0].offset, Some(4));
+        assert!(page.has_more);
+        let page = log
+            .page(&room("a"), Some(MessageRef::Offset(3)), 10)
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 2);
+        assert!(!page.has_more);
+        let page = log
+            .page(&room("a"), Some(MessageRef::Id(ids[1])), 10)
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delete_leaves_a_tombstone_and_only_the_author_changes() {
+        let log = MemoryLog::default();
+        let m = append(&log, "a", "hi").await;
+        assert_eq!(
+            log.edit(&room("a"), m.id, "mallory", "x".into()).await,
+            Err(StoreError::NotAuthor)
+        );
+        let edited = log
+            .edit(&room("a"), m.id, "alice", "hey".into())
+            .await
+            .unwrap();
+        assert_eq!(edited.data["content"], "hey");
+        let gone = log.delete(&room("a"), m.id, "alice").await.unwrap();
+        assert!(super::super::is_tombstone(&gone));
+        let page = log.page(&room("a"), None, 10).await.unwrap();
+        assert_eq!(page.messages[0].offset, Some(1));
+        assert_eq!(page.messages[0].data["deleted"], true);
+        assert_eq!(page.messages[0].kind, MessageType::Chat);
+    }
+
+    #[tokio::test]
+    async fn the_prune_keeps_the_count_and_offsets_stay() {
+        let log = MemoryLog::default();
+        for i in 1..=5 {
+            append(&log, "a", &i.to_string()).await;
+        }
+        let retention = Retention {
+            limit: Some(2),
+            ttl: std::time::Duration::from_secs(3600),
+        };
+        assert_eq!(log.prune(retention, crate::chat::now_ms()).await, Ok(3));
+        let bounds = log.bounds(&room("a")).await.unwrap();
+        assert_eq!((bounds.first, bounds.last), (Some(4), 5));
+        assert_eq!(append(&log, "a", "6").await.offset, Some(6));
+    }
+
+    #[tokio::test]
+    async fn a_draining_log_refuses_appends() {
+        let log = MemoryLog::default();
+        log.drain().await;
+        assert!(matches!(
+            log.append(unstored("a", "alice", "late")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,693 @@
+//! The message log in an SQL database (SQLite or PostgreSQL, through sqlx's `Any`
+//! driver; the schema is in `migrations/`, embedded and run at startup).
+//!
+//! Appends go through one bounded queue to one writer task, which commits whatever is
+//! queued as one transaction (group commit): it adds each room's count to `rooms.
+//! last_offset` (rooms in name order, so pods writing at once never deadlock) and so
+//! learns the offsets, inserts the messages, commits, hands them on in order and only
+//! then settles the appends. A batch that fails or does not commit within
+//! DATABASE_TIMEOUT settles every one of its appends with an error, and nothing of it
+//! is handed on.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{room_key, LogLocation};
+use crate::chat::ports::{edited_data, tombstone_data};
+use crate::chat::{
+    ms_of_rfc3339, now_ms, now_rfc3339, rfc3339_of_ms, Appended, Committed, HistoryPage, Message,
+    MessageLog, MessageRef, MessageType, Retention, RoomBounds, RoomName, StoreError, Stored,
+    Unstored,
+};
+
+/// The schema's migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Appends waiting for the writer, at most; beyond, appends fail at once.
+pub const APPEND_QUEUE: usize = 16_384;
+/// Messages committed in one transaction, at most.
+const MAX_BATCH: usize = 512;
+/// Rows in one INSERT, at most (statements come in power-of-two sizes, so few are
+/// prepared).
+const MAX_ROWS: usize = 128;
+/// Rows one prune statement removes, at most.
+const PRUNE_STEP: i64 = 1000;
+/// Times a batch is retried after a deadlock or serialization failure.
+const RETRIES: usize = 3;
+/// Columns every message read selects, in [`message_of`]'s order.
+const COLUMNS: &str = "room, room_offset, id, sender_id, kind, data, created_at";
+
+/// How the log connects.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlSettings {
+    /// Longest a commit, read or connection attempt may take (DATABASE_TIMEOUT).
+    pub timeout: Duration,
+    /// Connections in the pool (DATABASE_MAX_CONNECTIONS).
+    pub max_connections: u32,
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database could not be reached or opened.
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(String),
+}
+
+struct Pending {
+    entry: Unstored,
+    reply: oneshot::Sender<Result<Arc<Message>, StoreError>>,
+}
+
+/// A message log in SQLite or PostgreSQL.
+pub struct SqlLog {
+    pool: AnyPool,
+    queue: mpsc::Sender<Pending>,
+    committed: Arc<OnceLock<Weak<dyn Committed>>>,
+    stop: CancellationToken,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    timeout: Duration,
+}
+
+/// Connects to `location` (creating an SQLite file if missing), without migrating.
+pub async fn connect(location: &LogLocation, settings: SqlSettings) -> Result<AnyPool, OpenError> {
+    sqlx::any::install_default_drivers();
+    let (url, sqlite) = match location {
+        LogLocation::Sqlite(path) => {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
+                }
+            }
+            (format!("sqlite://{path}?mode=rwc"), true)
+        }
+        LogLocation::Postgres(url) => (url.clone(), false),
+        LogLocation::Memory => return Err(OpenError::Connect("not an SQL database".into())),
+    };
+    let options = AnyPoolOptions::new()
+        .max_connections(settings.max_connections.max(1))
+        .acquire_timeout(settings.timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL: readers never wait for the writer; FULL: a commit is on disk.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        });
+    let connecting = options.connect(&url);
+    match tokio::time::timeout(settings.timeout.max(Duration::from_secs(5)), connecting).await {
+        Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(e)) => Err(OpenError::Connect(describe(&e))),
+        Err(_) => Err(OpenError::Connect("no answer in time".into())),
+    }
+}
+
+/// Brings the schema of `pool` up to date; returns how many migrations it applied.
+pub async fn migrate(pool: &AnyPool) -> Result<usize, OpenError> {
+    let before = applied(pool).await;
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| OpenError::Migrate(e.to_string()))?;
+    Ok(applied(pool).await.saturating_sub(before))
+}
+
+async fn applied(pool: &AnyPool) -> usize {
+    sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .and_then(|row| row.try_get::<i64, _>(0))
+        .map_or(0, |n| n as usize)
+}
+
+impl SqlLog {
+    /// Opens the log at `location`, migrating its schema, and starts its writer.
+    pub async fn open(location: &LogLocation, settings: SqlSettings) -> Result<Self, OpenError> {
+        let pool = connect(location, settings).await?;
+        let applied = migrate(&pool).await?;
+        if applied > 0 {
+            info!(applied, kind = location.kind(), "message log migrated");
+        }
+        let (queue, rx) = mpsc::channel(APPEND_QUEUE);
+        let committed: Arc<OnceLock<Weak<dyn Committed>>> = Arc::default();
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(write_loop(
+            pool.clone(),
+            rx,
+            committed.clone(),
+            settings.timeout,
+            stop.clone(),
+        ));
+        Ok(Self {
+            pool,
+            queue,
+            committed,
+            stop,
+            writer: Mutex::new(Some(writer)),
+            timeout: settings.timeout,
+        })
+    }
+
+    /// Runs `query` within DATABASE_TIMEOUT.
+    async fn timed<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "the database did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn message(&self, room: &RoomName, id: Uuid) -> Result<Option<Message>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE room = $1 AND id = $2");
+        let row = self
+            .timed(
+                sqlx::query(&sql)
+                    .bind(room.as_str())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        row.as_ref().map(message_of).transpose()
+    }
+
+    /// Sets `data` of `author`'s live message `id`, stamping `column` now.
+    async fn rewrite(
+        &self,
+        room: &RoomName,
+        id: Uuid,
+        author: &str,
+        data: serde_json::Value,
+        column: &str,
+    ) -> Result<Message, StoreError> {
+        let sql = format!(
+            "UPDATE messages SET data = $1, {column} = $2 \
+             WHERE room = $3 AND id = $4 AND sender_id = $5 AND deleted_at IS NULL"
+        );
+        let done = self
+            .timed(
+                sqlx::query(&sql)
+                    .bind(data.to_string())
+                    .bind(now_ms() as i64)
+                    .bind(room.as_str())
+                    .bind(id.to_string())
+                    .bind(author)
+                    .execute(&self.pool),
+            )
+            .await?;
+        let message = self.message(room, id).await?.ok_or(StoreError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(if message.from != author {
+                StoreError::NotAuthor
+            } else {
+                StoreError::NotFound
+            });
+        }
+        Ok(message)
+    }
+
+    async fn prune_steps(&self, sql: &str, binds: (&str, i64)) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        loop {
+            let mut query = sqlx::query(sql);
+            if !binds.0.is_empty() {
+                query = query.bind(binds.0);
+            }
+            let done = self
+                .timed(query.bind(binds.1).bind(PRUNE_STEP).execute(&self.pool))
+                .await?;
+            removed += done.rows_affected();
+            if done.rows_affected() < PRUNE_STEP as u64 {
+                return Ok(removed);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl MessageLog for SqlLog {
+    fn attach(&self, committed: Weak<dyn Committed>) {
+        let _ = self.committed.set(committed);
+    }
+
+    fn append(&self, entry: Unstored) -> Appended {
+        let (reply, settled) = oneshot::channel();
+        let queued = self.queue.try_send(Pending { entry, reply });
+        Box::pin(async move {
+            match queued {
+                Ok(()) => settled.await.unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable("the message log stopped".into()))
+                }),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(StoreError::Unavailable(
+                    "too many messages waiting to be stored".into(),
+                )),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Unavailable(
+                    "the server is shutting down".into(),
+                )),
+            }
+        })
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE room = $1 AND room_offset > $2 \
+                 ORDER BY room_offset LIMIT $3"
+            );
+            let rows = self
+                .timed(
+                    sqlx::query(&sql)
+                        .bind(room.as_str())
+                        .bind(after as i64)
+                        .bind(limit as i64)
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+            rows.iter().map(message_of).collect()
+        })
+    }
+
+    fn bounds<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<RoomBounds, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .timed(
+                    sqlx::query(
+                        "SELECT last_offset, (SELECT MIN(room_offset) FROM messages \
+                         WHERE room = $1) AS first FROM rooms WHERE name = $1",
+                    )
+                    .bind(room.as_str())
+                    .fetch_optional(&self.pool),
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(RoomBounds::default());
+            };
+            let last: i64 = row.try_get(0).map_err(unavailable)?;
+            let first: Option<i64> = row.try_get(1).map_err(unavailable)?;
+            Ok(RoomBounds {
+                first: first.map(|f| f as u64),
+                last: last as u64,
+            })
+        })
+    }
+
+    fn offset_of<'a>(
+        &'a self,
+        room: &'a RoomName,
+        at: MessageRef,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            let id = match at {
+                MessageRef::Offset(offset) => return Ok(Some(offset)),
+                MessageRef::Id(id) => id,
+            };
+            let row = self
+                .timed(
+                    sqlx::query("SELECT room_offset FROM messages WHERE room = $1 AND id = $2")
+                        .bind(room.as_str())
+                        .bind(id.to_string())
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+            row.map(|r| r.try_get::<i64, _>(0).map(|o| o as u64))
+                .transpose()
+                .map_err(unavailable)
+        })
+    }
+
+    fn page<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<MessageRef>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        Box::pin(async move {
+            let newest_first = "ORDER BY room_offset DESC LIMIT";
+            let sql = match before {
+                None => format!(
+                    "SELECT {COLUMNS} FROM messages WHERE room = $1 AND room_offset > $2 \
+                     {newest_first} $3"
+                ),
+                Some(MessageRef::Offset(_)) => format!(
+                    "SELECT {COLUMNS} FROM messages WHERE room = $1 AND room_offset < $2 \
+                     {newest_first} $3"
+                ),
+                Some(MessageRef::Id(_)) => format!(
+                    "SELECT {COLUMNS} FROM messages WHERE room = $1 AND room_offset < \
+                     (SELECT room_offset FROM messages WHERE id = $2 AND room = $1) \
+                     {newest_first} $3"
+                ),
+            };
+            let query = sqlx::query(&sql).bind(room.as_str());
+            let query = match before {
+                None => query.bind(0i64),
+                Some(MessageRef::Offset(o)) => query.bind(o as i64),
+                Some(MessageRef::Id(id)) => query.bind(id.to_string()),
+            };
+            // One more than asked: whether older messages exist.
+            let rows = self
+                .timed(query.bind(limit as i64 + 1).fetch_all(&self.pool))
+                .await?;
+            let has_more = rows.len() > limit;
+            let mut messages = rows
+                .iter()
+                .take(limit)
+                .map(message_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            messages.reverse();
+            Ok(HistoryPage { messages, has_more })
+        })
+    }
+
+    fn edit<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        author: &'a str,
+        content: String,
+    ) -> BoxFuture<'a, Result<Message, StoreError>> {
+        let data = edited_data(content, &now_rfc3339());
+        Box::pin(self.rewrite(room, id, author, data, "edited_at"))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        author: &'a str,
+    ) -> BoxFuture<'a, Result<Message, StoreError>> {
+        let data = tombstone_data(&now_rfc3339());
+        Box::pin(self.rewrite(room, id, author, data, "deleted_at"))
+    }
+
+    fn prune(&self, retention: Retention, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let cutoff = retention.cutoff_ms(now_ms) as i64;
+            let mut removed = self
+                .prune_steps(
+                    "DELETE FROM messages WHERE (room, room_offset) IN (SELECT room, \
+                     room_offset FROM messages WHERE created_at < $1 LIMIT $2)",
+                    ("", cutoff),
+                )
+                .await?;
+            let Some(limit) = retention.limit else {
+                return Ok(removed);
+            };
+            let rooms = self
+                .timed(
+                    sqlx::query("SELECT name, last_offset FROM rooms WHERE last_offset > $1")
+                        .bind(limit as i64)
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+            for row in rooms {
+                let name: String = row.try_get(0).map_err(unavailable)?;
+                let last: i64 = row.try_get(1).map_err(unavailable)?;
+                removed += self
+                    .prune_steps(
+                        "DELETE FROM messages WHERE (room, room_offset) IN (SELECT room, \
+                         room_offset FROM messages WHERE room = $1 AND room_offset <= $2 \
+                         LIMIT $3)",
+                        (&name, last - limit as i64),
+                    )
+                    .await?;
+            }
+            Ok(removed)
+        })
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        self.stop.cancel();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Box::pin(async move {
+            if let Some(writer) = writer {
+                if let Err(e) = writer.await {
+                    warn!(error = %e, "message log writer failed");
+                }
+            }
+        })
+    }
+}
+
+/// Commits queued appends, batch by batch, until stopped and empty.
+async fn write_loop(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<Pending>,
+    committed: Arc<OnceLock<Weak<dyn Committed>>>,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled(), if !stopping => {
+                // Refuse new appends; what is queued is still written.
+                stopping = true;
+                rx.close();
+                continue;
+            }
+            n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
+        }
+        let entries: Vec<&Message> = batch.iter().map(|p| &p.entry.message).collect();
+        let outcome = match tokio::time::timeout(timeout, commit(&pool, &entries)).await {
+            Ok(Ok(offsets)) => Ok(offsets),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "the database did not commit in time".into(),
+            )),
+        };
+        match outcome {
+            Ok(offsets) => {
+                let stored: Vec<Stored> = batch
+                    .iter_mut()
+                    .zip(offsets)
+                    .map(|(pending, offset)| {
+                        let origin = pending.entry.origin.take();
+                        let mut message = std::mem::replace(
+                            &mut pending.entry.message,
+                            Message::chat(None, String::new(), String::new()),
+                        );
+                        message.offset = Some(offset);
+                        Stored {
+                            message: Arc::new(message),
+                            origin,
+                        }
+                    })
+                    .collect();
+                if let Some(chat) = committed.get().and_then(Weak::upgrade) {
+                    chat.committed(&stored);
+                }
+                for (pending, stored) in batch.drain(..).zip(stored) {
+                    let _ = pending.reply.send(Ok(stored.message));
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, messages = batch.len(), "messages not stored");
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Stores `messages` in one transaction; their offsets, in order.
+async fn commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match try_commit(pool, messages).await {
+            Err(e) if attempt < RETRIES && is_retryable(&e) => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn try_commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, sqlx::Error> {
+    let now = now_ms() as i64;
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for message in messages {
+        *counts.entry(room_key(message)).or_default() += 1;
+    }
+    let mut tx = pool.begin().await?;
+    // Each room's new last offset; rooms in name order (a consistent lock order).
+    let mut next: BTreeMap<String, i64> = BTreeMap::new();
+    let rooms: Vec<(&str, i64)> = counts.into_iter().collect();
+    for chunk in power_of_two_chunks(&rooms, MAX_ROWS) {
+        let sql = format!(
+            "INSERT INTO rooms (name, created_at, last_offset) VALUES {} \
+             ON CONFLICT (name) DO UPDATE SET last_offset = rooms.last_offset + \
+             excluded.last_offset RETURNING name, last_offset",
+            placeholders(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&sql);
+        for (name, count) in chunk {
+            query = query.bind(*name).bind(now).bind(*count);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            let name: String = row.try_get(0)?;
+            let last: i64 = row.try_get(1)?;
+            let count = rooms
+                .binary_search_by(|(n, _)| (*n).cmp(name.as_str()))
+                .map_or(0, |i| rooms[i].1);
+            next.insert(name, last - count + 1);
+        }
+    }
+    let mut offsets = Vec::with_capacity(messages.len());
+    for message in messages {
+        let slot = next
+            .get_mut(room_key(message))
+            .ok_or_else(|| sqlx::Error::Protocol("the room upsert returned no offset".into()))?;
+        offsets.push(*slot as u64);
+        *slot += 1;
+    }
+    let rows: Vec<(&Message, u64)> = messages
+        .iter()
+        .copied()
+        .zip(offsets.iter().copied())
+        .collect();
+    for chunk in power_of_two_chunks(&rows, MAX_ROWS) {
+        let sql = format!(
+            "INSERT INTO messages (room, room_offset, id, sender_id, kind, data, created_at) \
+             VALUES {}",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for (message, offset) in chunk {
+            query = query
+                .bind(room_key(message))
+                .bind(*offset as i64)
+                .bind(message.id.to_string())
+                .bind(message.from.as_str())
+                .bind(message.kind.as_str())
+                .bind(message.data.to_string())
+                .bind(ms_of_rfc3339(&message.timestamp) as i64);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(offsets)
+}
+
+/// `items` in consecutive chunks whose lengths are powers of two, at most `max`.
+fn power_of_two_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let len = rest.len().min(max);
+        let size = 1 << (usize::BITS - 1 - len.leading_zeros());
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let values: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The message in `row` (selected as [`COLUMNS`]).
+fn message_of(row: &AnyRow) -> Result<Message, StoreError> {
+    let corrupt = |what: &str| StoreError::Unavailable(format!("unreadable stored {what}"));
+    let room: String = row.try_get(0).map_err(unavailable)?;
+    let offset: i64 = row.try_get(1).map_err(unavailable)?;
+    let id: String = row.try_get(2).map_err(unavailable)?;
+    let from: String = row.try_get(3).map_err(unavailable)?;
+    let kind: String = row.try_get(4).map_err(unavailable)?;
+    let data: String = row.try_get(5).map_err(unavailable)?;
+    let created: i64 = row.try_get(6).map_err(unavailable)?;
+    Ok(Message {
+        id: Uuid::parse_str(&id).map_err(|_| corrupt("id"))?,
+        kind: MessageType::parse(&kind).ok_or_else(|| corrupt("type"))?,
+        room: if room.is_empty() {
+            None
+        } else {
+            Some(RoomName::parse(&room).map_err(|_| corrupt("room"))?)
+        },
+        from,
+        data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
+        timestamp: rfc3339_of_ms(created.max(0) as u64),
+        offset: Some(offset as u64),
+    })
+}
+
+/// Deadlocks and serialization failures: the transaction may simply be run again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(describe(&e))
+}
+
+/// What went wrong, without the URL (sqlx's errors never carry the password, but the
+/// whole configuration may be echoed by some; keep to the error's own text).
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => format!("database error: {}", db.message()),
+        sqlx::Error::PoolTimedOut => "no database connection available in time".into(),
+        sqlx::Error::Io(io) => format!("database connection: {io}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything() {
+        let items: Vec<usize> = (0..300).collect();
+        let chunks = power_of_two_chunks(&items, 128);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+        let flat: Vec<usize> = chunks.concat();
+        assert_eq!(flat, items);
+        assert!(power_of_two_chunks::<u8>(&[], 128).is_empty());
+    }
+
+    #[test]
+    fn placeholders_number_in_order() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}
