@@ -10,13 +10,18 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && rm -rf src target/release/.fingerprint/chatwire-*
 COPY src ./src
 COPY static ./static
+# The message log's schema migrations are embedded at compile time.
+COPY migrations ./migrations
 RUN cargo build --release --locked --bin chatwire && strip target/release/chatwire
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chatwire
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chatwire \
+    && mkdir /data && chown 10001:10001 /data
 COPY --from=build /src/target/release/chatwire /usr/local/bin/chatwire
 USER 10001:10001
-ENV HOST=0.0.0.0 PORT=8084 LOG_FORMAT=json
+# The default message log (SQLite) lives in /data: mount a volume there to keep it.
+ENV HOST=0.0.0.0 PORT=8084 LOG_FORMAT=json DATA_DIR=/data
+VOLUME /data
 EXPOSE 8084
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

@@ -141,7 +141,7 @@ pub struct Config {
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8084)]
     pub port: u16,
 
-    /// Redis URL for running several pods as one (empty: single node, in memory).
+    /// Redis URL for running several pods as one (empty: single node).
     #[arg(
         long,
         env = "REDIS_URL",

@@ -13,16 +13,21 @@
 //! - [`gate`]: admission (origin, caps, connection rate, unfinished requests), JWT
 //!   identity, event and read rate limits on bounded, fair tables.
 //! - [`chat`]: the domain: rooms, membership, messages and validation, room policy,
-//!   presence, typing, history rules and recovery, `ChatService`, and [`chat::ports`]:
-//!   the traits it needs from outside (the bus, the history store, the presence store).
-//!   It imports none of the modules below (tests/layering.rs checks).
-//! - [`redis`]: the pod's one Redis connection and the Redis key layout of histories,
-//!   shared by the bus and the stores, which never import each other.
+//!   presence, typing, each room's order by offset (`sequence.rs`), recovery, gap fills
+//!   and the retention prune (`recovery.rs`), the messages posted here and not yet
+//!   handed on (`posting.rs`), `ChatService`, and [`chat::ports`]: the traits it needs
+//!   from outside (the bus, the message log, the presence store). It imports none of
+//!   the modules below (tests/layering.rs checks).
+//! - [`redis`]: the pod's one Redis connection, shared by the bus and the presence
+//!   store, which never import each other. Redis holds no messages.
 //! - [`bus`]: implements the chat's bus: nothing to do on one node, in memory between
-//!   in-process pods (tests), Redis pub/sub across pods; hands other pods' deliveries to
-//!   the chat's `Inbound`.
-//! - [`store`]: implements the chat's stores: history and presence in memory, or in
-//!   Redis across pods (atomic Lua scripts for presence).
+//!   in-process pods (tests), Redis pub/sub across pods (best effort: the chat reads
+//!   what it missed from the message log); hands other pods' deliveries to the chat's
+//!   `Inbound`.
+//! - [`store`]: implements the chat's stores: the message log (`store/log/`: `memory`,
+//!   and `sql` for SQLite and PostgreSQL through sqlx, with the schema's migrations
+//!   from `migrations/` embedded), and presence in memory or in Redis across pods
+//!   (atomic Lua scripts).
 //! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
 //!   socket.io (`socketio/`: events, fan-out, requests, turn), raw WebSocket (`ws/`:
 //!   upgrade, session, writer, hub, protocol), HTTP (health, metrics, history API,
@@ -34,29 +39,44 @@
 //! 0. [`transport::accept`] takes the TCP connection (a bounded number per address may
 //!    still be sending their first request, each within HEADER_READ_TIMEOUT) and hands
 //!    each request to the router.
-//! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`)
-//!    into a room and content; room names are parsed into `RoomName` at this edge.
+//! 1. A transport decodes a client frame (`message:send` event or `{"type":"chat"}`,
+//!    perhaps with a `request_id`) into a room and content; room names are parsed into
+//!    `RoomName` at this edge.
 //! 2. The gate takes one from the sender's rate allowance; then
 //!    [`chat::ChatService::post`] checks membership, size and content, stamps id (UUID
 //!    v7), timestamp and `from` (the connection's verified identity, never the client's
-//!    claim), and encodes the message's JSON once ([`chat::Encodings`]): the raw frame,
-//!    the socket.io payload, the bus envelope's core and the stored record.
-//! 3. Under the lock of the room's shard (rooms of other shards never wait), the chat
-//!    stores it in an in-process history ([`chat::HistoryStore`]; one node), records it
-//!    in the room's recent log (across pods), and hands one [`chat::Delivery`] with the
-//!    room's live members (read from the one [`chat::Membership`] index) to each
-//!    transport's [`chat::LocalFanout`]: socket.io broadcasts `message:new` to the room
-//!    (its rooms mirror the index), the WebSocket hub offers the same bytes to each
-//!    member's bounded outbox, skipping the sender, never waiting.
-//! 4. The chat queues it on the [`chat::Bus`] for other pods (Redis: stored then
-//!    published, in order, pipelined); each other pod subscribed to the room hands it
-//!    to its chat ([`chat::Inbound`]), which delivers it to its own local fan-outs as in
-//!    step 3, with no origin to skip. The sender's ack waits for this step only.
-//! 5. Each connection's writer drains its outbox onto its socket.
+//!    claim), and queues the message to the [`chat::MessageLog`] without waiting. One
+//!    connection's messages are queued in the order sent.
+//! 3. The log commits what is queued as one transaction (the SQL log's group commit:
+//!    one writer task, up to 512 messages), which gives each message the next offset of
+//!    its room (1, 2, 3, ... without gaps, across pods). A batch that fails or does not
+//!    commit within DATABASE_TIMEOUT fails with `UNAVAILABLE` and goes no further:
+//!    nobody receives a message that is not stored.
+//! 4. Before the append settles, the log hands the stored message to the chat
+//!    ([`chat::Committed`]), which encodes its JSON once ([`chat::Encodings`]: the raw
+//!    frame, the socket.io payload and the bus envelope's core). Under the lock of the
+//!    room's shard (rooms of other shards never wait), the room's order hands it on in
+//!    offset order: one [`chat::Delivery`] with the room's live members (read from the
+//!    one [`chat::Membership`] index) to each transport's [`chat::LocalFanout`].
+//!    socket.io broadcasts `message:new` to the room (its rooms mirror the index), the
+//!    WebSocket hub offers the same bytes to each member's bounded outbox, skipping the
+//!    sender, never waiting. Then the chat queues it on the [`chat::Bus`] for other pods
+//!    (Redis: published in order, pipelined).
+//! 5. The append settles and the sender gets its ack, with the offset (`"degraded":true`
+//!    when the publish failed).
+//! 6. Each other pod subscribed to the room hands it to its chat ([`chat::Inbound`]),
+//!    which puts it in the room's order as in step 4: handed on if next, held while the
+//!    missing ones are read from the log if early, dropped if already handed on.
+//! 7. Each connection's writer drains its outbox onto its socket.
 //!
-//! Nothing in steps 1-4 waits on a socket or on Redis, so a sender's messages reach
-//! everyone in the order sent; socket.io events of one socket are taken in arrival order
+//! Nothing in steps 1-4 waits on a socket or on Redis (only the log's writer waits, on
+//! the database), and every member of a room gets its messages in one order, the
+//! offsets'; socket.io events of one socket are taken in arrival order
 //! ([`transport::socketio::Turn`]) although socketioxide runs each in its own task.
+//!
+//! On SIGTERM the server drains in the same order: it closes every connection, the log
+//! drains its queue (stores what is queued and hands it on), the bus publishes what is
+//! queued, and the Redis link stops.
 
 pub mod autobahn;
 pub mod bus;

@@ -18,13 +18,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::{start_pods, RedisServer, SioClient, WsClient};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -356,95 +353,6 @@ async fn monitor(addr: SocketAddr, stop: CancellationToken) -> Vec<Sample> {
             .filter(|(status, _)| *status == 200)
             .and_then(|(_, body)| serde_json::from_str(&body).ok());
         samples.push(Sample { at, ready, health });
-    }
-}
-
-/// A TCP proxy to a local port that can stop moving bytes while keeping every socket
-/// open (a blackholed link), and resume.
-struct Proxy {
-    port: u16,
-    open: watch::Sender<bool>,
-    accept: JoinHandle<()>,
-    /// The pumps of the connections made so far.
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let port = listener.local_addr().expect("proxy addr").port();
-        let (open, _) = watch::channel(true);
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let accept = {
-            let open = open.clone();
-            let tasks = tasks.clone();
-            tokio::spawn(async move {
-                while let Ok((down, _)) = listener.accept().await {
-                    let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                        continue; // Redis is not there: the client sees its socket close.
-                    };
-                    let (down_r, down_w) = down.into_split();
-                    let (up_r, up_w) = up.into_split();
-                    let mut tasks = tasks.lock().unwrap_or_else(|e| e.into_inner());
-                    tasks.push(tokio::spawn(pump(down_r, up_w, open.subscribe())));
-                    tasks.push(tokio::spawn(pump(up_r, down_w, open.subscribe())));
-                }
-            })
-        };
-        Self {
-            port,
-            open,
-            accept,
-            tasks,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Forwards (`true`) or holds every byte (`false`).
-    fn set_open(&self, open: bool) {
-        self.open.send_replace(open);
-    }
-
-    /// Closes every connection made so far; bytes held are lost.
-    fn cut(&self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
-    }
-}
-
-/// Copies `from` to `to` while the proxy is open; holds what it read while it is not.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut open: watch::Receiver<bool>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if open.wait_for(|o| *o).await.is_err() {
-            return;
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if open.wait_for(|o| *o).await.is_err() {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
     }
 }
 

@@ -3,8 +3,6 @@
 
 use uuid::Uuid;
 
-use super::Message;
-
 /// Retention of each room's history, applied by the log's background prune.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
@@ -15,11 +13,6 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Whether `message` is past the TTL at `now_ms` (Unix milliseconds).
-    pub fn expired(&self, message: &Message, now_ms: u64) -> bool {
-        message_ms(&message.id).saturating_add(self.ttl.as_millis() as u64) < now_ms
-    }
-
     /// The oldest creation time (Unix ms) still kept at `now_ms`.
     pub fn cutoff_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.ttl.as_millis() as u64)

@@ -366,7 +366,7 @@ impl ChatService {
     /// Hands a delivery to every local transport, in order: under the lock of its room's
     /// shard (global deliveries: under their own), so one room's deliveries reach every
     /// member in one order and rooms never wait for each other's fan-out. A stored chat
-    /// message goes through its room's order instead ([`ChatService::sequenced`]).
+    /// message goes through its room's order instead (`ChatService::sequenced`).
     pub fn deliver_local(&self, delivery: &Delivery) {
         match delivery.event.room() {
             Some(room) => {

@@ -3,9 +3,9 @@
 //! per-channel queues, bounds every call with a timeout, checks liveness with a PING
 //! every second, and re-subscribes every channel when the connection comes back.
 //!
-//! Pub/sub is at most once: pushes in flight when a connection is lost are gone. So a
-//! lost connection is marked, in order with the pushes, by a [`GapMarker`] in the queues
-//! registered with [`RedisLink::watch_gaps`]; their owner recovers what it missed.
+//! Pub/sub is at most once: pushes in flight when a connection is lost are gone, and so
+//! are pushes dropped at a full queue. Both are counted ([`RedisLink::losses`]); the chat
+//! reads what it missed from the message log.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,11 +14,9 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-use crate::chat::now_ms;
 
 /// Why a Redis call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,51 +55,8 @@ struct Inner {
     up: Arc<AtomicBool>,
     timeout: Duration,
     inbound_dropped: Arc<AtomicU64>,
-    gaps: Arc<Gaps>,
-}
-
-/// What [`route_push`] needs to mark a lost connection.
-#[derive(Default)]
-struct Gaps {
-    sinks: RwLock<Vec<mpsc::Sender<ChanItem>>>,
-    /// How many times the link came up.
-    ups: watch::Sender<u64>,
-    /// Unix ms of the last PING answered: every push sent before it has arrived.
-    last_ok_ms: AtomicU64,
     /// How many times the connection was lost.
-    lost: AtomicU64,
-}
-
-/// In a queue registered with [`RedisLink::watch_gaps`]: the connection was lost here,
-/// so pushes may be missing between the items before and after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GapMarker {
-    /// [`RedisLink::ups`] when the connection was lost: the next higher count is the
-    /// link back up, every channel subscribed again.
-    pub ups: u64,
-    /// Unix ms of the last PING answered before the loss: pushes sent before it arrived.
-    pub last_ok_ms: u64,
-}
-
-impl GapMarker {
-    fn item(self) -> ChanItem {
-        let mut payload = self.ups.to_be_bytes().to_vec();
-        payload.extend_from_slice(&self.last_ok_ms.to_be_bytes());
-        (String::new(), payload)
-    }
-
-    /// The marker an item of `channel` and `payload` is, if it is one (real channels
-    /// have names).
-    pub fn of(channel: &str, payload: &[u8]) -> Option<Self> {
-        if !channel.is_empty() || payload.len() != 16 {
-            return None;
-        }
-        let (ups, last_ok_ms) = payload.split_at(8);
-        Some(Self {
-            ups: u64::from_be_bytes(ups.try_into().ok()?),
-            last_ok_ms: u64::from_be_bytes(last_ok_ms.try_into().ok()?),
-        })
-    }
+    lost: Arc<AtomicU64>,
 }
 
 /// Parses a redis:// or rediss:// URL (user, password, db) and forces RESP3, which
@@ -127,14 +82,14 @@ impl RedisLink {
         let routes: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>> = Arc::default();
         let up = Arc::new(AtomicBool::new(false));
         let inbound_dropped = Arc::new(AtomicU64::new(0));
-        let gaps = Arc::new(Gaps::default());
+        let lost = Arc::new(AtomicU64::new(0));
         let push = {
             let routes = routes.clone();
             let up = up.clone();
             let dropped = inbound_dropped.clone();
-            let gaps = gaps.clone();
+            let lost = lost.clone();
             move |info: PushInfo| {
-                route_push(info, &routes, &up, &dropped, &gaps);
+                route_push(info, &routes, &up, &dropped, &lost);
                 Ok::<(), std::convert::Infallible>(())
             }
         };
@@ -154,25 +109,9 @@ impl RedisLink {
                 up,
                 timeout,
                 inbound_dropped,
-                gaps,
+                lost,
             }),
         })
-    }
-
-    /// Puts a [`GapMarker`] into `sink`, in order with the pushes routed to it, whenever
-    /// the connection is lost.
-    pub fn watch_gaps(&self, sink: mpsc::Sender<ChanItem>) {
-        self.inner
-            .gaps
-            .sinks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sink);
-    }
-
-    /// Counts the times the link came up (every routed channel subscribed again).
-    pub fn ups(&self) -> watch::Receiver<u64> {
-        self.inner.gaps.ups.subscribe()
     }
 
     /// Whether the last heartbeat reached Redis.
@@ -188,8 +127,7 @@ impl RedisLink {
     /// Events that may have cost pushes, since start: drops at a full queue and lost
     /// connections. Unchanged between two reads means no push was lost in between.
     pub fn losses(&self) -> u64 {
-        self.inner.inbound_dropped.load(Ordering::Acquire)
-            + self.inner.gaps.lost.load(Ordering::Acquire)
+        self.inner.inbound_dropped.load(Ordering::Acquire) + self.inner.lost.load(Ordering::Acquire)
     }
 
     /// Runs one command with the link's timeout; fails at once while Redis is down.
@@ -290,26 +228,21 @@ impl RedisLink {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let asked = now_ms();
             let alive = self
                 .query_unchecked::<String>(&redis::cmd("PING"))
                 .await
                 .is_ok();
-            if alive {
-                self.inner.gaps.last_ok_ms.store(asked, Ordering::Relaxed);
-            }
             let was_up = self.inner.up.load(Ordering::Relaxed);
             if alive && !was_up {
                 match self.resubscribe_all().await {
                     Ok(n) => {
                         self.inner.up.store(true, Ordering::Relaxed);
-                        self.inner.gaps.ups.send_modify(|n| *n += 1);
                         info!(channels = n, "redis up");
                     }
                     Err(e) => debug!(error = %e, "redis answered but resubscribing failed"),
                 }
             } else if !alive && was_up {
-                self.inner.gaps.lost.fetch_add(1, Ordering::AcqRel);
+                self.inner.lost.fetch_add(1, Ordering::AcqRel);
                 self.inner.up.store(false, Ordering::Relaxed);
                 warn!("redis down; local delivery continues, retrying every second");
             }
@@ -352,7 +285,7 @@ fn route_push(
     routes: &RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
     up: &AtomicBool,
     dropped: &AtomicU64,
-    gaps: &Gaps,
+    lost: &AtomicU64,
 ) {
     match info.kind {
         PushKind::Message => {
@@ -376,19 +309,7 @@ fn route_push(
             }
         }
         PushKind::Disconnection => {
-            gaps.lost.fetch_add(1, Ordering::AcqRel);
-            let marker = GapMarker {
-                ups: *gaps.ups.borrow(),
-                last_ok_ms: gaps.last_ok_ms.load(Ordering::Relaxed),
-            };
-            for sink in gaps.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-                if sink.try_send(marker.item()).is_err() {
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        "inbound queue full: messages missed while reconnecting are not recovered"
-                    );
-                }
-            }
+            lost.fetch_add(1, Ordering::AcqRel);
             if up.swap(false, Ordering::Relaxed) {
                 warn!("redis connection lost; local delivery continues, reconnecting");
             }
@@ -400,18 +321,6 @@ fn route_push(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gap_markers_round_trip_and_never_match_a_real_channel() {
-        let marker = GapMarker {
-            ups: 7,
-            last_ok_ms: 1_764_000_000_123,
-        };
-        let (channel, payload) = marker.item();
-        assert_eq!(GapMarker::of(&channel, &payload), Some(marker));
-        assert_eq!(GapMarker::of("realtime:global", &payload), None);
-        assert_eq!(GapMarker::of("", b"short"), None);
-    }
 
     #[test]
     fn urls_carry_user_password_db_and_tls() {

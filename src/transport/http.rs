@@ -238,7 +238,7 @@ const SOCKETIO_HEADERS: [header::HeaderName; 5] = [
     header::HeaderName::from_static("x-forwarded-for"),
 ];
 
-/// Copies the request line and the headers in [`SOCKETIO_HEADERS`] of socket.io requests
+/// Copies the request line and the headers in `SOCKETIO_HEADERS` of socket.io requests
 /// into their own small allocations. engineioxide keeps each session's request parts,
 /// and as parsed by hyper they are slices of the connection's 16 KiB read buffer, which
 /// they would keep alive for the whole session; the other headers (user agent, cookies,

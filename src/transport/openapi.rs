@@ -15,8 +15,8 @@ fn upgrade(summary: &str, with_room: bool) -> Value {
     let mut parameters = vec![
         json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" },
                 "description": "JWT, for clients that cannot set headers" }),
-        json!({ "name": "since", "in": "query", "required": false, "schema": { "type": "string", "format": "uuid" },
-                "description": "Last message id seen: what was missed comes first (needs a room)" }),
+        json!({ "name": "since", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/MessageRef" },
+                "description": "The offset (or, for compatibility, the id) of the last message seen: the messages stored after it come first (needs a room)" }),
     ];
     if with_room {
         parameters.push(json!({ "name": "room", "in": "path", "required": true,
@@ -33,7 +33,7 @@ fn upgrade(summary: &str, with_room: bool) -> Value {
             "parameters": parameters,
             "responses": {
                 "101": { "description": "Switching Protocols: the WebSocket is open; the first frame is the welcome" },
-                "400": error_ref("Invalid room name or query string (INVALID_PAYLOAD)"),
+                "400": error_ref("Invalid room name, since or query string (INVALID_PAYLOAD)"),
                 "401": error_ref("Missing or invalid token (AUTH_FAILED)"),
                 "403": error_ref("Origin not allowed or room forbidden (FORBIDDEN)"),
                 "429": error_ref("Too many connection attempts or connections (RATE_LIMITED)")
@@ -47,19 +47,21 @@ pub fn document() -> Value {
     let history = json!({
         "get": {
             "tags": ["History"],
-            "summary": "A page of a room's history",
+            "summary": "A page of a room's history, read from the message log",
             "parameters": [
                 { "name": "room", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/RoomName" } },
-                { "name": "before", "in": "query", "required": false, "schema": { "type": "string", "format": "uuid" } },
+                { "name": "before", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/MessageRef" },
+                  "description": "The page ends just before this message: an offset or a message id (none: the newest)" },
                 { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 } },
                 { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } }
             ],
             "responses": {
                 "200": { "description": "Messages, oldest first", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/HistoryPage" } } } },
-                "400": error_ref("Bad room, id or limit (INVALID_PAYLOAD)"),
+                "400": error_ref("Bad room, before or limit (INVALID_PAYLOAD)"),
                 "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
                 "403": error_ref("Room not allowed for this user (FORBIDDEN)"),
-                "500": error_ref("Storage unavailable (INTERNAL)")
+                "429": error_ref("Too many reads (RATE_LIMITED)"),
+                "503": error_ref("The message log did not answer in time or failed (UNAVAILABLE); retry after Retry-After")
             }
         }
     });
@@ -87,7 +89,7 @@ pub fn document() -> Value {
                         "status": { "const": "ok" },
                         "rooms": { "type": "array", "items": { "type": "object", "required": ["room", "members"], "properties": {
                             "room": { "type": "string" }, "members": { "type": "integer", "minimum": 0 } } } } } } } } },
-                    "500": error_ref("Storage unavailable (INTERNAL)") } } },
+                    "503": error_ref("Redis did not answer, across pods (UNAVAILABLE); retry after Retry-After") } } },
             "/api/cluster/sockets": { "get": { "tags": ["Operations"], "summary": "Socket.IO sockets and rooms on every pod",
                 "responses": { "200": { "description": "Listing", "content": { "application/json": { "schema": { "type": "object" } } } },
                     "503": error_ref("Cluster request failed") } } },
@@ -107,9 +109,11 @@ pub fn document() -> Value {
         "components": {
             "schemas": {
                 "RoomName": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$" },
+                "MessageRef": { "description": "A place in a room's log: an offset (digits) or, for compatibility, a message id",
+                    "anyOf": [ { "type": "string", "pattern": "^[0-9]+$" }, { "type": "string", "format": "uuid" } ] },
                 "Error": { "type": "object", "required": ["status", "code", "message"], "properties": {
                     "status": { "const": "error" },
-                    "code": { "enum": ["AUTH_FAILED", "FORBIDDEN", "RATE_LIMITED", "INVALID_PAYLOAD", "CHANNEL_ERROR", "MESSAGE_TOO_LARGE", "INTERNAL"] },
+                    "code": { "enum": ["AUTH_FAILED", "FORBIDDEN", "RATE_LIMITED", "INVALID_PAYLOAD", "CHANNEL_ERROR", "MESSAGE_TOO_LARGE", "INTERNAL", "UNAVAILABLE"] },
                     "message": { "type": "string" },
                     "retry_after_ms": { "type": "integer", "minimum": 1 } } },
                 "Message": { "type": "object", "required": ["id", "type", "from", "data", "timestamp"], "properties": {
@@ -117,8 +121,9 @@ pub fn document() -> Value {
                     "type": { "enum": ["chat", "presence", "notification", "system", "error", "ping", "pong", "typing"] },
                     "room": { "$ref": "#/components/schemas/RoomName" },
                     "from": { "type": "string" },
-                    "data": { "type": "object" },
-                    "timestamp": { "type": "string", "format": "date-time" } } },
+                    "data": { "type": "object", "description": "{\"content\"} ({\"content\",\"edited_at\"} once edited); a deleted message's tombstone: {\"deleted\":true,\"deleted_at\"}" },
+                    "timestamp": { "type": "string", "format": "date-time" },
+                    "offset": { "type": "integer", "minimum": 1, "description": "The message's place in its room (1, 2, 3, ... without gaps), given by the message log" } } },
                 "HistoryPage": { "type": "object", "required": ["status", "messages", "has_more"], "properties": {
                     "status": { "const": "ok" },
                     "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },

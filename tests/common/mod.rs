@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod proxy;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -600,7 +601,10 @@ pub enum TestDatabase {
 /// of its own on one node; with REDIS_URL, the schema of that test Redis server's
 /// cluster (or one of its own for a Redis URL no test server made).
 pub fn database_for(env: &[(&str, &str)]) -> Option<(String, TestDatabase)> {
-    if env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+    if env
+        .iter()
+        .any(|(k, _)| *k == "DATABASE_URL" || *k == "DATA_DIR")
+    {
         return None;
     }
     let redis = env

@@ -7,7 +7,7 @@
 //! ```text
 //! loadgen connect  --hosts H --proto sio|raw --n 2000 --rate 1000 --pids PID
 //! loadgen rooms    --hosts H[,H2..] --rooms 1 --size 1000 --rate 100 --secs 10 --pids P[,P2..]
-//! loadgen ramp     --hosts H --size 1000 --start 50000 --factor 1.5 --step-secs 3 --max-p99-ms 100
+//! loadgen ramp     --hosts H --size 1000 --start 50000 --factor 1.5 --step-secs 3 --max-p99-ms 100 [--acks 1 --max-ack-p99-ms 50]
 //! loadgen overload --hosts H --size 1000 --rate 1000000 --secs 10 --probe-rate 20000 --probe-secs 5 --settle 30
 //! loadgen churn    --hosts H --proto sio|raw --n 2000 --rounds 5 --rooms 0 --chat 0|1 --settle-ms 1000 --pids PID
 //! loadgen scale    --hosts H1,..,H5 --rooms 200 --size 99 --first-room 0 --rate 2000
@@ -15,7 +15,9 @@
 //! `rooms` with `--rooms 1` is the fan-out scenario; several `--hosts` spread the receivers
 //! over pods (each room's sender on pod `room % pods`). Rates are messages/s for `rooms`
 //! and deliveries/s for `ramp` and `overload`. Each run prints one JSON line of figures,
-//! including the generator's own CPU time. Every loop is bounded in count and time.
+//! including the generator's own CPU time. With `--acks 1` every sent message asks for an
+//! ack (socket.io ack id, raw `request_id`; the id carries the send time) and the figures
+//! add acks, ack errors and ack latency. Every loop is bounded in count and time.
 
 mod churn;
 mod proc;
@@ -82,6 +84,7 @@ impl Args {
             size: self.get("size", size),
             first_room: self.get("first-room", 0),
             connect_rate: self.get("connect-rate", 2000),
+            acks: self.get("acks", 0u8) == 1,
         }
     }
 }
@@ -187,12 +190,23 @@ async fn ramp(a: &Args) -> Value {
         a.get("step-secs", 3.0),
         a.get("max-p99-ms", 100.0),
     );
+    // With --acks 1: every message acked ok within this p99 too.
+    let ack_limit_ms: Option<f64> = a.0.get("max-ack-p99-ms").and_then(|v| v.parse().ok());
     let mut offered: f64 = a.get("start", 50_000.0);
     let max_offered: f64 = a.get("max", 4_000_000.0);
     let (mut best, mut results, mut retried) = (0.0, Vec::new(), false);
     for step in 0..steps {
         let f = s.measured(step, offered / per_msg, secs).await;
-        let ok = f["loss_pct"].as_f64() == Some(0.0)
+        let acks_ok = match ack_limit_ms {
+            None => true,
+            Some(limit) => {
+                f["ack_errors"].as_u64() == Some(0)
+                    && f["acked"].as_u64() == f["sent"].as_u64()
+                    && f["ack_p99_ms"].as_f64().is_some_and(|p| p <= limit)
+            }
+        };
+        let ok = acks_ok
+            && f["loss_pct"].as_f64() == Some(0.0)
             && f["p99_ms"].as_f64().is_some_and(|p| p <= limit_ms);
         eprintln!("step {step}: {offered:.0}/s offered -> {f}");
         results.push(f);
@@ -214,7 +228,9 @@ async fn ramp(a: &Args) -> Value {
         sleep(Duration::from_millis(500)).await;
     }
     json!({ "scenario": "ramp", "receivers": s.receivers, "max_p99_ms": limit_ms,
-            "max_sustainable_per_s": best, "steps": results })
+            "max_ack_p99_ms": ack_limit_ms,
+            "max_sustainable_per_s": best, "max_sustainable_msgs_per_s": best / per_msg,
+            "steps": results })
 }
 
 /// A baseline, `--rate` deliveries/s for `--secs`, then a probe at the baseline rate:
@@ -232,8 +248,13 @@ async fn overload(a: &Args) -> Value {
     let probe_secs = a.get("probe-secs", 5.0);
     let probed = s.send(2, probe, probe_secs).await;
     let expected = (over.count + probed.count) * s.per_message();
-    s.settle(&[1, 2], expected, Duration::from_secs(a.get("settle", 30)))
-        .await;
+    s.settle(
+        &[1, 2],
+        expected,
+        0,
+        Duration::from_secs(a.get("settle", 30)),
+    )
+    .await;
     let (rss_after, ticks1) = server_stats(&s.pids());
     let own1 = self_ticks();
     let base_p99 = baseline["p99_ms"].as_f64().unwrap_or(0.0) * 1000.0;
@@ -285,7 +306,7 @@ async fn scale(a: &Args) -> Value {
     let rooms = s.senders() as f64;
     let sent = s.send(0, rooms * 4.0, 0.25).await;
     let expected = sent.count * s.per_message();
-    s.settle(&[0], expected, Duration::from_secs(30)).await;
+    s.settle(&[0], expected, 0, Duration::from_secs(30)).await;
     let result = {
         let st = s.stats.borrow();
         let mut counts = [0u64; 3]; // receivers with 0, 1, more deliveries

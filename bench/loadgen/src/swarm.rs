@@ -59,10 +59,15 @@ pub async fn open_client(host: &str, proto: Proto, room: Option<&str>) -> io::Re
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
-/// Figures of one phase, filled by the receivers.
+/// Figures of one phase, filled by the receivers (and the senders' acks).
 pub struct Phase {
     pub delivered: u64,
     pub hist: Histogram<u64>,
+    /// Acks answering `ok`, and their latency (send to ack).
+    pub acked: u64,
+    pub ack_hist: Histogram<u64>,
+    /// Acks answering an error.
+    pub ack_errors: u64,
     /// When the phase started sending (us since the epoch).
     pub start_us: u64,
     /// Worst latency of messages sent in each 100 ms of the phase.
@@ -79,6 +84,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    fn record_ack(&mut self, sent_us: u64, phase: usize, ok: bool) {
+        let Some(p) = self.phases.get_mut(phase) else {
+            return;
+        };
+        if ok {
+            p.acked += 1;
+            p.ack_hist
+                .saturating_record(now_us().saturating_sub(sent_us).max(1));
+        } else {
+            p.ack_errors += 1;
+        }
+    }
+
     fn record(&mut self, sent_us: u64, phase: usize, slot: usize) {
         let Some(p) = self.phases.get_mut(phase) else {
             return;
@@ -115,6 +133,41 @@ fn stamp(payload: &[u8]) -> Option<(u64, usize)> {
     in_phase.then_some((sent, phase))
 }
 
+static REQUEST_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"request_id\":\""));
+static STATUS_OK: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"status\":\"ok\""));
+
+/// `(sent_us, phase, ok)` of an ack: socket.io `43<id>[...]` with id = sent_us * 100 +
+/// phase, or a raw frame carrying `"request_id":"<sent_us>-<phase>"` (the ack, or the
+/// error frame of a send that failed).
+fn ack_of(payload: &[u8]) -> Option<(u64, usize, bool)> {
+    let ok = STATUS_OK.find(payload).is_some();
+    if let Some(rest) = payload.strip_prefix(b"43") {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let id: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+        return Some((id / 100, (id % 100) as usize, ok));
+    }
+    let at = REQUEST_ID.find(payload)? + REQUEST_ID.needle().len();
+    let text = &payload[at..];
+    let end = text.iter().position(|b| *b == b'"')?;
+    let (sent, phase) = std::str::from_utf8(&text[..end]).ok()?.split_once('-')?;
+    Some((sent.parse().ok()?, phase.parse().ok()?, ok))
+}
+
+/// Reads what a sender has buffered without waiting: acks are recorded, keepalives
+/// answered, the rest dropped.
+async fn drain_sender(conn: &mut Conn, stats: &RefCell<Stats>) -> io::Result<()> {
+    while let Some((opcode, range)) = conn.try_next_frame()? {
+        if opcode == TEXT {
+            if let Some((sent, phase, ok)) = ack_of(conn.payload(range.clone())) {
+                stats.borrow_mut().record_ack(sent, phase, ok);
+                continue;
+            }
+        }
+        conn.answer_keepalive(opcode, range).await?;
+    }
+    Ok(())
+}
+
 /// Reads until the connection ends, recording stamped deliveries for `slot`.
 async fn receive(mut conn: Conn, stats: Rc<RefCell<Stats>>, slot: usize) {
     loop {
@@ -144,6 +197,8 @@ pub struct Layout {
     pub first_room: usize,
     /// New connections per second while setting up.
     pub connect_rate: u64,
+    /// Senders ask for an ack of every message (socket.io ack id, raw `request_id`).
+    pub acks: bool,
 }
 
 impl Layout {
@@ -157,6 +212,8 @@ pub struct Swarm {
     pub stats: Rc<RefCell<Stats>>,
     senders: Vec<(Conn, String)>,
     proto: Proto,
+    /// Whether senders ask for an ack of every message.
+    acks: bool,
     pub receivers: usize,
     pub failed: usize,
     pids: Vec<u32>,
@@ -178,6 +235,10 @@ impl Swarm {
                 .map(|_| Phase {
                     delivered: 0,
                     hist: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+                    acked: 0,
+                    ack_hist: Histogram::new_with_bounds(1, 600_000_000, 3)
+                        .expect("histogram bounds"),
+                    ack_errors: 0,
                     start_us: 0,
                     worst_by_100ms: vec![0; 600],
                 })
@@ -227,6 +288,7 @@ impl Swarm {
             stats,
             senders,
             proto: layout.proto,
+            acks: layout.acks,
             receivers: receivers - failed,
             failed,
             pids,
@@ -289,17 +351,28 @@ impl Swarm {
                 let (conn, room) = &mut self.senders[(sent % n) as usize];
                 frame.clear();
                 let t = now_us();
-                let _ = match self.proto {
-                    Proto::Sio => write!(
+                let _ = match (self.proto, self.acks) {
+                    (Proto::Sio, false) => write!(
                         frame,
                         "42[\"message:send\",{{\"room\":\"{room}\",\"content\":\"t{t}-{phase}\"}}]"
                     ),
-                    Proto::Raw => write!(
+                    (Proto::Sio, true) => write!(
+                        frame,
+                        "42{}[\"message:send\",{{\"room\":\"{room}\",\"content\":\"t{t}-{phase}\"}}]",
+                        t * 100 + phase as u64
+                    ),
+                    (Proto::Raw, false) => write!(
                         frame,
                         "{{\"type\":\"chat\",\"data\":{{\"content\":\"t{t}-{phase}\"}}}}"
                     ),
+                    (Proto::Raw, true) => write!(
+                        frame,
+                        "{{\"type\":\"chat\",\"data\":{{\"content\":\"t{t}-{phase}\",\"request_id\":\"{t}-{phase}\"}}}}"
+                    ),
                 };
-                if conn.send_text(frame.as_bytes()).await.is_err() || conn.drain().await.is_err() {
+                let sent_ok = conn.send_text(frame.as_bytes()).await.is_ok()
+                    && drain_sender(conn, &self.stats).await.is_ok();
+                if !sent_ok {
                     eprintln!("a sender's connection ended");
                     self.senders.swap_remove((sent % n) as usize);
                     break;
@@ -317,24 +390,31 @@ impl Swarm {
 
     /// Waits until `phases` have `expected` deliveries or stop growing for a second
     /// (at most `max_wait`), keeping the senders' sockets drained.
-    pub async fn settle(&mut self, phases: &[usize], expected: u64, max_wait: Duration) {
+    pub async fn settle(
+        &mut self,
+        phases: &[usize],
+        expected: u64,
+        sent_messages: u64,
+        max_wait: Duration,
+    ) {
         let deadline = Instant::now() + max_wait;
         let mut last = u64::MAX;
         let mut still_since = Instant::now();
         while Instant::now() < deadline {
             sleep(Duration::from_millis(50)).await;
             for (conn, _) in &mut self.senders {
-                let _ = conn.drain().await;
+                let _ = drain_sender(conn, &self.stats).await;
             }
-            let got: u64 = {
+            let (got, acked): (u64, u64) = {
                 let s = self.stats.borrow();
                 phases
                     .iter()
                     .filter_map(|&p| s.phases.get(p))
-                    .map(|p| p.delivered)
-                    .sum()
+                    .fold((0, 0), |(d, a), p| {
+                        (d + p.delivered, a + p.acked + p.ack_errors)
+                    })
             };
-            if got >= expected {
+            if got >= expected && (!self.acks || acked >= sent_messages) {
                 return;
             }
             if got != last {
@@ -352,7 +432,7 @@ impl Swarm {
         let own0 = self_ticks();
         let sent = self.send(phase, rate, secs).await;
         let expected = sent.count * self.per_message();
-        self.settle(&[phase], expected, Duration::from_secs(20))
+        self.settle(&[phase], expected, sent.count, Duration::from_secs(20))
             .await;
         let (_, ticks1) = server_stats(&self.pids);
         let own1 = self_ticks();
@@ -369,6 +449,9 @@ impl Swarm {
             "server_us_per_delivery": if p.delivered > 0 { cpu * 1e6 / p.delivered as f64 } else { 0.0 },
             "server_rss_kb": sent.peak_rss_kb.max(rss0),
             "loadgen_cpu_s": own1.saturating_sub(own0) as f64 / TICKS_PER_SEC,
+            "sent": sent.count,
+            "acked": p.acked, "ack_errors": p.ack_errors,
+            "ack_p50_ms": ms(&p.ack_hist, 0.5), "ack_p99_ms": ms(&p.ack_hist, 0.99),
         })
     }
 

@@ -94,6 +94,25 @@ impl MemoryLog {
         let mut shard = self.shard(room.as_str());
         f(shard.get_mut(room.as_str()))
     }
+
+    /// Sets `data` of `author`'s live message `id`; the message as it is now.
+    fn rewrite(
+        &self,
+        room: &RoomName,
+        id: Uuid,
+        author: &str,
+        data: serde_json::Value,
+    ) -> Result<Message, StoreError> {
+        self.with_room(room, |log| {
+            let message = log.ok_or(StoreError::NotFound)?.find_mut(id)?;
+            check_author(message, author)?;
+            if super::is_tombstone(message) {
+                return Err(StoreError::NotFound);
+            }
+            message.data = data;
+            Ok(message.clone())
+        })
+    }
 }
 
 impl MessageLog for MemoryLog {
@@ -162,6 +181,10 @@ impl MessageLog for MemoryLog {
         room: &'a RoomName,
         at: MessageRef,
     ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        // An offset is a place in the log whether or not its message is still kept.
+        if let MessageRef::Offset(offset) = at {
+            return Box::pin(ready(Ok(Some(offset))));
+        }
         let found = self.with_room(room, |log| {
             let log = log?;
             let i = log.index_of(at)?;
@@ -208,16 +231,8 @@ impl MessageLog for MemoryLog {
         author: &'a str,
         content: String,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
-        let result = self.with_room(room, |log| {
-            let message = log.ok_or(StoreError::NotFound)?.find_mut(id)?;
-            check_author(message, author)?;
-            if super::is_tombstone(message) {
-                return Err(StoreError::NotFound);
-            }
-            message.data = edited_data(content, &now_rfc3339());
-            Ok(message.clone())
-        });
-        Box::pin(ready(result))
+        let data = edited_data(content, &now_rfc3339());
+        Box::pin(ready(self.rewrite(room, id, author, data)))
     }
 
     fn delete<'a>(
@@ -226,16 +241,8 @@ impl MessageLog for MemoryLog {
         id: Uuid,
         author: &'a str,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
-        let result = self.with_room(room, |log| {
-            let message = log.ok_or(StoreError::NotFound)?.find_mut(id)?;
-            check_author(message, author)?;
-            if super::is_tombstone(message) {
-                return Err(StoreError::NotFound);
-            }
-            message.data = tombstone_data(&now_rfc3339());
-            Ok(message.clone())
-        });
-        Box::pin(ready(result))
+        let data = tombstone_data(&now_rfc3339());
+        Box::pin(ready(self.rewrite(room, id, author, data)))
     }
 
     fn prune(&self, retention: Retention, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {

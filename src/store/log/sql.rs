@@ -478,7 +478,10 @@ async fn write_loop(
             }
             n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
         }
-        let entries: Vec<&Message> = batch.iter().map(|p| &p.entry.message).collect();
+        let entries: Vec<Insert<'_>> = batch
+            .iter()
+            .map(|p| (&p.entry.message, p.entry.sender_name.as_deref()))
+            .collect();
         let outcome = match tokio::time::timeout(timeout, commit(&pool, &entries)).await {
             Ok(Ok(offsets)) => Ok(offsets),
             Ok(Err(e)) => Err(unavailable(e)),
@@ -522,7 +525,7 @@ async fn write_loop(
 }
 
 /// Stores `messages` in one transaction; their offsets, in order.
-async fn commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, sqlx::Error> {
+async fn commit(pool: &AnyPool, messages: &[Insert<'_>]) -> Result<Vec<u64>, sqlx::Error> {
     let mut attempt = 0;
     loop {
         match try_commit(pool, messages).await {
@@ -532,10 +535,13 @@ async fn commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, sqlx:
     }
 }
 
-async fn try_commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, sqlx::Error> {
+/// A message to insert and its sender's display name.
+type Insert<'a> = (&'a Message, Option<&'a str>);
+
+async fn try_commit(pool: &AnyPool, messages: &[Insert<'_>]) -> Result<Vec<u64>, sqlx::Error> {
     let now = now_ms() as i64;
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for message in messages {
+    for (message, _) in messages {
         *counts.entry(room_key(message)).or_default() += 1;
     }
     let mut tx = pool.begin().await?;
@@ -563,31 +569,32 @@ async fn try_commit(pool: &AnyPool, messages: &[&Message]) -> Result<Vec<u64>, s
         }
     }
     let mut offsets = Vec::with_capacity(messages.len());
-    for message in messages {
+    for (message, _) in messages {
         let slot = next
             .get_mut(room_key(message))
             .ok_or_else(|| sqlx::Error::Protocol("the room upsert returned no offset".into()))?;
         offsets.push(*slot as u64);
         *slot += 1;
     }
-    let rows: Vec<(&Message, u64)> = messages
+    let rows: Vec<(Insert<'_>, u64)> = messages
         .iter()
         .copied()
         .zip(offsets.iter().copied())
         .collect();
     for chunk in power_of_two_chunks(&rows, MAX_ROWS) {
         let sql = format!(
-            "INSERT INTO messages (room, room_offset, id, sender_id, kind, data, created_at) \
-             VALUES {}",
-            placeholders(chunk.len(), 7)
+            "INSERT INTO messages (room, room_offset, id, sender_id, sender_name, kind, data, \
+             created_at) VALUES {}",
+            placeholders(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
-        for (message, offset) in chunk {
+        for ((message, name), offset) in chunk {
             query = query
                 .bind(room_key(message))
                 .bind(*offset as i64)
                 .bind(message.id.to_string())
                 .bind(message.from.as_str())
+                .bind(*name)
                 .bind(message.kind.as_str())
                 .bind(message.data.to_string())
                 .bind(ms_of_rfc3339(&message.timestamp) as i64);

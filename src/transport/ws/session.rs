@@ -348,7 +348,10 @@ fn post(
     request_id: Option<String>,
 ) -> Result<(), ChatError> {
     let (ctx, sender) = (link.ctx, link.sender);
-    ctx.gate.limit(Action::Send, sender)?;
+    if let Err(e) = ctx.gate.limit(Action::Send, sender) {
+        link.error(&e, request_id.as_deref());
+        return Ok(());
+    }
     // The connection's own room unless the frame names another room it is in; none at
     // all: global. The chat refuses rooms the connection is not in.
     let target = named.or_else(|| conn_room.cloned());
