@@ -18,6 +18,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// When an SQLite commit counts as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    /// fsync at every commit: survives a power loss.
+    Full,
+    /// No fsync at commit (WAL): survives a process crash, not a power loss.
+    Normal,
+}
+
 /// How room joins are authorized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoomAcl {
@@ -177,6 +186,15 @@ pub struct Config {
         default_value_t = 8
     )]
     pub database_max_connections: u32,
+
+    /// When an SQLite commit is on disk: full (an fsync per group commit; an ack survives a power loss) or normal (an ack survives a crash of chatwire, not of the machine).
+    #[arg(
+        long,
+        env = "SQLITE_SYNCHRONOUS",
+        value_name = "SQLITE_SYNCHRONOUS",
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
 
     /// Longest wait for any Redis call; past it the call counts as failed.
     #[arg(long, env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]

@@ -108,6 +108,7 @@ fn sql_settings(config: &Config) -> SqlSettings {
     SqlSettings {
         timeout: config.database_timeout,
         max_connections: config.database_max_connections,
+        sqlite_full_sync: config.sqlite_synchronous == crate::config::SqliteSynchronous::Full,
     }
 }
 

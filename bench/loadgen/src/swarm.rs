@@ -153,6 +153,40 @@ fn ack_of(payload: &[u8]) -> Option<(u64, usize, bool)> {
     Some((sent.parse().ok()?, phase.parse().ok()?, ok))
 }
 
+/// A sender that asks for acks: writes the frames it is handed and reads its socket all
+/// the while, so each ack is timed when it arrives.
+async fn acked_sender(
+    mut conn: Conn,
+    mut frames: mpsc::UnboundedReceiver<String>,
+    stats: Rc<RefCell<Stats>>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = frames.recv() => match frame {
+                Some(frame) => {
+                    if conn.send_text(frame.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            next = conn.next_frame() => {
+                let Ok((opcode, range)) = next else { return };
+                if opcode == TEXT {
+                    if let Some((sent, phase, ok)) = ack_of(conn.payload(range.clone())) {
+                        stats.borrow_mut().record_ack(sent, phase, ok);
+                        continue;
+                    }
+                }
+                if conn.answer_keepalive(opcode, range).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Reads what a sender has buffered without waiting: acks are recorded, keepalives
 /// answered, the rest dropped.
 async fn drain_sender(conn: &mut Conn, stats: &RefCell<Stats>) -> io::Result<()> {
@@ -211,6 +245,8 @@ impl Layout {
 pub struct Swarm {
     pub stats: Rc<RefCell<Stats>>,
     senders: Vec<(Conn, String)>,
+    /// With acks: the senders run as tasks ([`acked_sender`]), handed frames here.
+    acked: Vec<(mpsc::UnboundedSender<String>, String)>,
     proto: Proto,
     /// Whether senders ask for an ack of every message.
     acks: bool,
@@ -284,9 +320,18 @@ impl Swarm {
                 Err(e) => eprintln!("sender for {room} failed: {e}"),
             }
         }
+        let mut acked = Vec::new();
+        if layout.acks {
+            for (conn, room) in senders.drain(..) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::task::spawn_local(acked_sender(conn, rx, stats.clone()));
+                acked.push((tx, room));
+            }
+        }
         Swarm {
             stats,
             senders,
+            acked,
             proto: layout.proto,
             acks: layout.acks,
             receivers: receivers - failed,
@@ -316,7 +361,7 @@ impl Swarm {
 
     /// Senders that connected.
     pub fn senders(&self) -> usize {
-        self.senders.len()
+        self.senders.len() + self.acked.len()
     }
 
     /// Sends `rate` messages/s for `secs`, round-robin over the rooms, stamped with
@@ -334,9 +379,10 @@ impl Swarm {
         let mut peak_rss_kb = 0;
         let mut frame = String::with_capacity(128);
         let mut next_sample = Duration::ZERO;
-        let n = self.senders.len().max(1) as u64;
         let hard_stop = Duration::from_secs_f64(secs * 3.0 + 5.0);
-        while sent < total && !self.senders.is_empty() {
+        while sent < total && self.senders() > 0 {
+            // Recounted each tick: a sender whose connection ended is gone.
+            let n = self.senders().max(1) as u64;
             tick.tick().await;
             let elapsed = started.elapsed();
             if elapsed > hard_stop {
@@ -348,7 +394,11 @@ impl Swarm {
             }
             let due = ((elapsed.as_secs_f64() * rate) as u64 + 1).min(total);
             while sent < due {
-                let (conn, room) = &mut self.senders[(sent % n) as usize];
+                let i = (sent % n) as usize;
+                let room = match self.acked.get(i) {
+                    Some((_, room)) => room,
+                    None => &self.senders[i].1,
+                };
                 frame.clear();
                 let t = now_us();
                 let _ = match (self.proto, self.acks) {
@@ -370,11 +420,21 @@ impl Swarm {
                         "{{\"type\":\"chat\",\"data\":{{\"content\":\"t{t}-{phase}\",\"request_id\":\"{t}-{phase}\"}}}}"
                     ),
                 };
-                let sent_ok = conn.send_text(frame.as_bytes()).await.is_ok()
-                    && drain_sender(conn, &self.stats).await.is_ok();
+                let sent_ok = match self.acked.get(i) {
+                    Some((tx, _)) => tx.send(frame.clone()).is_ok(),
+                    None => {
+                        let conn = &mut self.senders[i].0;
+                        conn.send_text(frame.as_bytes()).await.is_ok()
+                            && drain_sender(conn, &self.stats).await.is_ok()
+                    }
+                };
                 if !sent_ok {
                     eprintln!("a sender's connection ended");
-                    self.senders.swap_remove((sent % n) as usize);
+                    if self.acked.is_empty() {
+                        self.senders.swap_remove(i);
+                    } else {
+                        self.acked.swap_remove(i);
+                    }
                     break;
                 }
                 sent += 1;
@@ -457,7 +517,7 @@ impl Swarm {
 
     /// Deliveries each message should make: the receivers of one room.
     pub fn per_message(&self) -> u64 {
-        let rooms = self.senders.len().max(1) as u64;
+        let rooms = self.senders().max(1) as u64;
         (self.receivers as u64)
             .div_ceil(rooms)
             .min(self.receivers as u64)

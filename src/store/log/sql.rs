@@ -54,6 +54,8 @@ pub struct SqlSettings {
     pub timeout: Duration,
     /// Connections in the pool (DATABASE_MAX_CONNECTIONS).
     pub max_connections: u32,
+    /// SQLite only: fsync at every commit (SQLITE_SYNCHRONOUS=full) or not (normal).
+    pub sqlite_full_sync: bool,
 }
 
 /// Why the log could not be opened.
@@ -98,18 +100,20 @@ pub async fn connect(location: &LogLocation, settings: SqlSettings) -> Result<An
         LogLocation::Postgres(url) => (url.clone(), false),
         LogLocation::Memory => return Err(OpenError::Connect("not an SQL database".into())),
     };
+    // WAL: readers never wait for the writer. FULL: a commit is on disk before it
+    // counts; NORMAL: in the OS (it survives chatwire crashing, not the machine).
+    let pragmas = if settings.sqlite_full_sync {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;"
+    };
     let options = AnyPoolOptions::new()
         .max_connections(settings.max_connections.max(1))
         .acquire_timeout(settings.timeout)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if sqlite {
-                    // WAL: readers never wait for the writer; FULL: a commit is on disk.
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
+                    conn.execute(pragmas).await?;
                 }
                 Ok(())
             })
