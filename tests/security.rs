@@ -348,7 +348,7 @@ async fn global_messages_under_claims_acl_need_a_global_grant() {
 async fn the_61st_message_in_a_minute_is_rate_limited_on_both_transports() {
     let mut config = test_config();
     config.rate_messages_per_min = 60;
-    let clock = GateClock::default();
+    let clock = GateClock::manual();
     let server = TestServer::start_with_clock(config, clock.clone()).await;
     let mut sio = SioClient::connect(&server.http_url(), "websocket").await;
     let (mut raw, _) = WsClient::connect(&server.ws_url("/ws")).await;

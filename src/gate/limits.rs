@@ -34,6 +34,8 @@ const STORE_SHARDS: usize = 64;
 pub struct GateClock {
     start: Instant,
     skew_nanos: Arc<AtomicU64>,
+    /// Time moves only by [`GateClock::advance`].
+    manual: bool,
 }
 
 impl Default for GateClock {
@@ -41,11 +43,21 @@ impl Default for GateClock {
         Self {
             start: Instant::now(),
             skew_nanos: Arc::default(),
+            manual: false,
         }
     }
 }
 
 impl GateClock {
+    /// A clock that stands still until advanced (tests whose timing must not depend on
+    /// how fast the machine is).
+    pub fn manual() -> Self {
+        Self {
+            manual: true,
+            ..Self::default()
+        }
+    }
+
     /// Moves this clock (and every clone of it) forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.skew_nanos
@@ -57,7 +69,12 @@ impl Clock for GateClock {
     type Instant = Duration;
 
     fn now(&self) -> Duration {
-        self.start.elapsed() + Duration::from_nanos(self.skew_nanos.load(Ordering::Relaxed))
+        let moved = Duration::from_nanos(self.skew_nanos.load(Ordering::Relaxed));
+        if self.manual {
+            moved
+        } else {
+            self.start.elapsed() + moved
+        }
     }
 }
 

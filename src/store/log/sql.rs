@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -471,6 +472,9 @@ async fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
+    // The writer keeps one connection: its page cache stays warm (an SQLite connection
+    // re-reads what another connection wrote) and no batch waits for the pool.
+    let mut held: Option<PoolConnection<Any>> = None;
     loop {
         tokio::select! {
             biased;
@@ -486,13 +490,26 @@ async fn write_loop(
             .iter()
             .map(|p| (&p.entry.message, p.entry.sender_name.as_deref()))
             .collect();
-        let outcome = match tokio::time::timeout(timeout, commit(&pool, &entries)).await {
+        let writing = async {
+            let conn = match held.as_mut() {
+                Some(conn) => conn,
+                None => held.insert(pool.acquire().await?),
+            };
+            commit(conn, &entries).await
+        };
+        let outcome = match tokio::time::timeout(timeout, writing).await {
             Ok(Ok(offsets)) => Ok(offsets),
             Ok(Err(e)) => Err(unavailable(e)),
             Err(_) => Err(StoreError::Unavailable(
                 "the database did not commit in time".into(),
             )),
         };
+        if outcome.is_err() {
+            // In an unknown state (or broken): closed, and a fresh one next time.
+            if let Some(conn) = held.take() {
+                drop(conn.detach());
+            }
+        }
         match outcome {
             Ok(offsets) => {
                 let stored: Vec<Stored> = batch
@@ -529,10 +546,13 @@ async fn write_loop(
 }
 
 /// Stores `messages` in one transaction; their offsets, in order.
-async fn commit(pool: &AnyPool, messages: &[Insert<'_>]) -> Result<Vec<u64>, sqlx::Error> {
+async fn commit(
+    conn: &mut AnyConnection,
+    messages: &[Insert<'_>],
+) -> Result<Vec<u64>, sqlx::Error> {
     let mut attempt = 0;
     loop {
-        match try_commit(pool, messages).await {
+        match try_commit(conn, messages).await {
             Err(e) if attempt < RETRIES && is_retryable(&e) => attempt += 1,
             result => return result,
         }
@@ -542,13 +562,16 @@ async fn commit(pool: &AnyPool, messages: &[Insert<'_>]) -> Result<Vec<u64>, sql
 /// A message to insert and its sender's display name.
 type Insert<'a> = (&'a Message, Option<&'a str>);
 
-async fn try_commit(pool: &AnyPool, messages: &[Insert<'_>]) -> Result<Vec<u64>, sqlx::Error> {
+async fn try_commit(
+    conn: &mut AnyConnection,
+    messages: &[Insert<'_>],
+) -> Result<Vec<u64>, sqlx::Error> {
     let now = now_ms() as i64;
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
     for (message, _) in messages {
         *counts.entry(room_key(message)).or_default() += 1;
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     // Each room's new last offset; rooms in name order (a consistent lock order).
     let mut next: BTreeMap<String, i64> = BTreeMap::new();
     let rooms: Vec<(&str, i64)> = counts.into_iter().collect();
