@@ -233,6 +233,16 @@ async fn migrate_brings_a_new_database_up_to_date_once() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("DATABASE_URL"));
 }
 
+/// The offsets of a JSON array of messages.
+fn offsets_in(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["offset"].as_u64())
+        .collect()
+}
+
 /// A message's offset and id.
 fn placed(m: &Value) -> (u64, String) {
     (
@@ -290,12 +300,7 @@ async fn the_default_single_node_keeps_history_across_a_kill() {
     // Recovering from offset 2: exactly 3, 4, 5, then live ones.
     let (mut back, _) = WsClient::connect(&server.ws_url("/ws/lobby?since=2")).await;
     let reply = back.recv_type("system").await;
-    let got: Vec<u64> = reply["data"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["offset"].as_u64())
-        .collect();
+    let got = offsets_in(&reply["data"]["messages"]);
     assert_eq!(
         (reply["data"]["recovered"].clone(), got),
         (json!(true), vec![3, 4, 5])
@@ -388,12 +393,7 @@ async fn killing_every_process_after_acks_loses_none() {
     let ack = back
         .emit_ack("room:join", json!([{ "room": "K", "since": 41 }]))
         .await;
-    let got: Vec<u64> = ack["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["offset"].as_u64())
-        .collect();
+    let got = offsets_in(&ack["messages"]);
     assert_eq!(
         (ack["recovered"].clone(), got),
         (json!(true), (42..=60).collect::<Vec<u64>>())
