@@ -212,7 +212,12 @@ async fn a_crashed_pods_clients_move_to_another_pod() {
     let rejoined = mover.next_of("rejoined").await;
     assert_eq!(rejoined["rooms"], json!(["R"]), "{rejoined}");
     raw2.chat("welcome back").await;
-    let got = mover.next_event("message:new").await;
+    let mut got = mover.next_event("message:new").await;
+    if got["data"]["content"] == "still here" {
+        // The client moves at once: it may have rejoined before "still here" was stored,
+        // and then gets it too (once, before the newer one).
+        got = mover.next_event("message:new").await;
+    }
     assert_eq!(got["data"]["content"], "welcome back");
 }
 
