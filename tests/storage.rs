@@ -543,3 +543,55 @@ async fn a_database_outage_refuses_sends_and_delivers_nothing_unstored() {
     assert!(received.values().any(|c| c == "after"));
     assert!(received.values().any(|c| c == "before"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_reaches_back_1000_messages_and_no_further() {
+    let mut config = common::test_config();
+    config.database_url = "memory".into();
+    let server = common::TestServer::start_with(config).await;
+    let (mut sender, _) = WsClient::connect(&server.ws_url("/ws/M")).await;
+    for i in 0..1000 {
+        sender.chat(&format!("m{i}")).await;
+    }
+    // Frames are stored in the order sent: the last one's ack means all are.
+    let ack = raw_send(&mut sender, "m1000", "last").await;
+    assert_eq!(ack["offset"], 1001, "{ack}");
+
+    let recover = |since: &str| {
+        let url = server.ws_url(&format!("/ws/M?since={since}"));
+        async move {
+            let (mut ws, _) = WsClient::connect(&url).await;
+            let reply = ws.recv_type("system").await;
+            (ws, reply["data"].clone())
+        }
+    };
+    // 1000 behind: every one of them.
+    let (_, body) = recover("1").await;
+    assert_eq!(body["recovered"], true);
+    assert_eq!(
+        offsets_in(&body["messages"]),
+        (2..=1001).collect::<Vec<u64>>()
+    );
+    // 1001 behind: more than MAX_RECOVERED, the client pages history instead.
+    let (_, body) = recover("0").await;
+    assert_eq!(
+        (
+            body["recovered"].clone(),
+            offsets_in(&body["messages"]).len()
+        ),
+        (json!(false), 0)
+    );
+    // Ahead of the log (offsets from another database): not recovered, then live.
+    let (mut ahead, body) = recover("5000").await;
+    assert_eq!(
+        (
+            body["recovered"].clone(),
+            offsets_in(&body["messages"]).len()
+        ),
+        (json!(false), 0)
+    );
+    let ack = raw_send(&mut sender, "live", "l").await;
+    assert_eq!(ack["offset"], 1002, "{ack}");
+    assert_eq!(ahead.recv_type("chat").await["offset"], 1002);
+    server.stop().await;
+}
