@@ -224,6 +224,35 @@ pub struct Config {
     )]
     pub jwt_secret: Secret,
 
+    /// With REDIS_URL: read what the socket.io Redis emitter (@socket.io/redis-emitter) publishes: events to rooms and socketsJoin/socketsLeave/disconnectSockets.
+    #[arg(
+        long,
+        env = "REDIS_EMITTER",
+        value_name = "REDIS_EMITTER",
+        default_value_t = true,
+        action = ArgAction::Set
+    )]
+    pub redis_emitter: bool,
+
+    /// Keys of the server API under /api/server, comma-separated, each at least 16 characters (empty: the API is off).
+    #[arg(
+        long,
+        env = "SERVER_API_KEYS",
+        value_name = "SERVER_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub server_api_keys: Secret,
+
+    /// A file of server API keys, one per line (with or instead of SERVER_API_KEYS).
+    #[arg(
+        long,
+        env = "SERVER_API_KEYS_FILE",
+        value_name = "SERVER_API_KEYS_FILE",
+        default_value = ""
+    )]
+    pub server_api_keys_file: String,
+
     /// PEM public key (RSA or EC P-256) for verifying RS256 or ES256 tokens.
     #[arg(
         long,

@@ -15,15 +15,18 @@
 //! - [`chat`]: the domain: rooms, membership, messages and validation, room policy,
 //!   presence, typing, each room's order by offset (`sequence.rs`), recovery, gap fills
 //!   and the retention prune (`recovery.rs`), the messages posted here and not yet
-//!   handed on (`posting.rs`), `ChatService`, and [`chat::ports`]: the traits it needs
-//!   from outside (the bus, the message log, the presence store). It imports none of
+//!   handed on (`posting.rs`), what the application's backend does (`backend.rs`:
+//!   publish once per idempotency key, remove or disconnect a user on every pod,
+//!   moderate), `ChatService`, and [`chat::ports`]: the traits it needs from outside
+//!   (the bus, the message log, the request keys, the presence store). It imports none of
 //!   the modules below (tests/layering.rs checks).
 //! - [`redis`]: the pod's one Redis connection, shared by the bus and the presence
 //!   store, which never import each other. Redis holds no messages.
 //! - [`bus`]: implements the chat's bus: nothing to do on one node, in memory between
 //!   in-process pods (tests), Redis pub/sub across pods (best effort: the chat reads
-//!   what it missed from the message log); hands other pods' deliveries to the chat's
-//!   `Inbound`.
+//!   what it missed from the message log); hands other pods' deliveries, their answers
+//!   to questions (a user's connections) and what the socket.io Redis emitter publishes
+//!   (`bus/redis/emitter.rs`) to the chat's `Inbound`.
 //! - [`store`]: implements the chat's stores: the message log (`store/log/`: `memory`,
 //!   and `sql` for SQLite and PostgreSQL through sqlx, with the schema's migrations
 //!   from `migrations/` embedded), and presence in memory or in Redis across pods
@@ -31,7 +34,8 @@
 //! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
 //!   socket.io (`socketio/`: events, fan-out, requests, turn), raw WebSocket (`ws/`:
 //!   upgrade, session, writer, hub, protocol), HTTP (health, metrics, history API,
-//!   OpenAPI), the demo page; one `AppState` for all of them.
+//!   OpenAPI), the server API for the application's backend (`server_api.rs`, API keys
+//!   checked by the gate), the demo page; one `AppState` for all of them.
 //! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
 //!   corpus-replay tests.
 //!

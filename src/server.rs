@@ -22,7 +22,8 @@ use crate::bus::memory::MemoryHub;
 use crate::bus::redis::RedisBus;
 use crate::bus::LocalBus;
 use crate::chat::{
-    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, Retention, Stores, Transport,
+    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, RequestKeys, Retention,
+    Stores, Transport,
 };
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
@@ -38,7 +39,7 @@ use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::state::{AppState, LateDirectory, SocketDirectory};
 use crate::transport::ws::{self, WsSettings};
 use crate::transport::ws::{close_code, WsHub};
-use crate::transport::{accept, demo};
+use crate::transport::{accept, demo, server_api};
 
 /// How often rate-limit keys back at their full allowance are forgotten.
 const FORGET_IDLE_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -68,10 +69,19 @@ pub struct InProcessCluster {
 
 /// Opens the message log DATABASE_URL names, migrating its schema.
 pub async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn MessageLog>> {
+    Ok(open_database(config).await?.0)
+}
+
+/// The message log DATABASE_URL names (its schema migrated), and the server API's
+/// idempotency keys kept beside it.
+pub async fn open_database(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn MessageLog>, Arc<dyn RequestKeys>)> {
     let location = log_location(config)?;
     if location == LogLocation::Memory {
         info!("message log in memory: nothing is kept across restarts");
-        return Ok(Arc::new(MemoryLog::default()));
+        let log = Arc::new(MemoryLog::default());
+        return Ok((log.clone(), log));
     }
     let log = SqlLog::open(&location, sql_settings(config))
         .await
@@ -80,7 +90,8 @@ pub async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn MessageLog>> {
         LogLocation::Sqlite(path) => info!(%path, "message log in sqlite"),
         _ => info!("message log in postgres"),
     }
-    Ok(Arc::new(log))
+    let log = Arc::new(log);
+    Ok((log.clone(), log))
 }
 
 /// `chatwire migrate`: brings DATABASE_URL's schema up to date; how many migrations ran.
@@ -123,9 +134,11 @@ pub async fn run_in_process(
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     let bus = Arc::new(cluster.hub.pod());
     let presence = cluster.presence.pod(&Uuid::now_v7().to_string());
+    let log = Arc::new(cluster.log.pod());
     let stores = Stores {
-        log: Arc::new(cluster.log.pod()),
+        log: log.clone(),
         presence: Arc::new(presence.clone()),
+        keys: log,
     };
     let attach = bus.clone();
     let start = move |chat: Arc<ChatService>| {
@@ -163,13 +176,14 @@ pub async fn run_with_clock(
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     if config.redis_url.is_empty() {
-        let log = open_log(&config).await?;
+        let (log, keys) = open_database(&config).await?;
         let bus = Arc::new(LocalBus);
         // One node: presence is the chat's own local counts (a single-node chat never
         // asks the presence store).
         let stores = Stores {
             log,
             presence: Arc::new(MemoryPresence::default()),
+            keys,
         };
         let builder = SocketIo::builder();
         return serve_with(
@@ -186,7 +200,7 @@ pub async fn run_with_clock(
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
-    let log = open_log(&config).await?;
+    let (log, keys) = open_database(&config).await?;
     let stores = Stores {
         log,
         presence: Arc::new(RedisPresence::new(
@@ -194,19 +208,24 @@ pub async fn run_with_clock(
             pod.clone(),
             config.presence_ttl,
         )),
+        keys,
     };
     let (bus, tasks) = RedisBus::new(
         link.clone(),
         pod.clone(),
         config.redis_timeout,
         config.bus_inbound_queue,
+        config.redis_emitter,
     );
     info!(%pod, "scale-out over redis");
     // Not children of `shutdown`: the drain stops them in order, after the connections.
     let (bus_drain, link_stop) = (CancellationToken::new(), CancellationToken::new());
     tokio::spawn(link.clone().heartbeat(link_stop.clone()));
     let adapter = RedisAdapterCtr::new_with_driver(
-        LinkDriver(link),
+        LinkDriver {
+            link,
+            emitter_requests: bus.emitter_requests(),
+        },
         RedisAdapterConfig::new().with_request_timeout(config.redis_timeout),
     );
     let builder = SocketIo::builder().with_adapter::<ClusterAdapter>(adapter);
@@ -299,6 +318,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     };
     let app = app
         .merge(http::routes(state.clone()))
+        .merge(server_api::routes(state.clone()))
         .merge(ws::routes(state))
         .layer(sio_layer);
     let app = edge_layers(app, &gate);

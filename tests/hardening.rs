@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const REDIS_PASSWORD: &str = "hunter2-redis-password";
 const JWT_SECRET: &str = "s3cr3t-signing-key-0123456789abcdef";
+const API_KEY: &str = "server-api-key-0123456789abcdef";
 
 fn secret_env() -> String {
     format!("redis://chat:{REDIS_PASSWORD}@127.0.0.1:1/0")
@@ -32,6 +33,7 @@ async fn help_debug_and_logs_never_show_secrets() {
         .env_clear()
         .env("REDIS_URL", &redis_url)
         .env("JWT_SECRET", JWT_SECRET)
+        .env("SERVER_API_KEYS", API_KEY)
         .arg("--help")
         .output()
         .await
@@ -53,6 +55,10 @@ async fn help_debug_and_logs_never_show_secrets() {
         !text.contains(JWT_SECRET),
         "--help shows JWT_SECRET: {text}"
     );
+    assert!(
+        !text.contains(API_KEY),
+        "--help shows SERVER_API_KEYS: {text}"
+    );
 
     // A startup error about a bad URL names the variable, not the password.
     let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatwire"))
@@ -71,6 +77,7 @@ async fn help_debug_and_logs_never_show_secrets() {
     let pod = common::ServerProcess::spawn(&[
         ("REDIS_URL", &redis_url),
         ("JWT_SECRET", JWT_SECRET),
+        ("SERVER_API_KEYS", API_KEY),
         ("RUST_LOG", "debug"),
     ])
     .await;
@@ -78,6 +85,7 @@ async fn help_debug_and_logs_never_show_secrets() {
     let log = pod.log.lock().expect("log").join("\n");
     assert!(!log.contains(REDIS_PASSWORD), "{log}");
     assert!(!log.contains(JWT_SECRET), "{log}");
+    assert!(!log.contains(API_KEY), "{log}");
 }
 
 type Engine =

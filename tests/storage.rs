@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chatwire::chat::{
-    Committed, Message, MessageLog, MessageRef, Retention, RoomName, StoreError, Stored, Unstored,
+    Claim, Committed, Message, MessageLog, MessageRef, Retention, RoomName, StoreError, Stored,
+    Unstored,
 };
 use chatwire::config::Config;
 use common::db::{PgSchema, TempDir};
@@ -117,25 +118,39 @@ async fn log_rules(url: &str, reopen: bool) {
         Some(2)
     );
 
-    // Edits and deletes change the row; a delete leaves a tombstone; only the author.
+    // Edits and deletes change the row; a delete leaves a tombstone; only the author,
+    // or a moderator (no author given).
     let target = after[0].id;
     assert_eq!(
-        log.edit(&room("a"), target, "mallory", "x".into()).await,
+        log.edit(&room("a"), target, Some("mallory"), "x".into())
+            .await,
         Err(StoreError::NotAuthor)
     );
     let edited = log
-        .edit(&room("a"), target, "alice", "a35!".into())
+        .edit(&room("a"), target, Some("alice"), "a35!".into())
         .await
         .expect("edit");
     assert_eq!(edited.data["content"], "a35!");
+    let moderated = log
+        .edit(&room("a"), target, None, "[moderated]".into())
+        .await
+        .expect("moderator edit");
+    assert_eq!(
+        (moderated.data["content"].clone(), moderated.from.clone()),
+        (serde_json::json!("[moderated]"), "alice".to_owned())
+    );
+    assert_eq!(
+        log.delete(&room("a"), target, Some("mallory")).await,
+        Err(StoreError::NotAuthor)
+    );
     let gone = log
-        .delete(&room("a"), target, "alice")
+        .delete(&room("a"), target, Some("alice"))
         .await
         .expect("delete");
     assert_eq!(gone.data["deleted"], true);
     assert_eq!(gone.offset, Some(36));
     assert_eq!(
-        log.delete(&room("a"), target, "alice").await,
+        log.delete(&room("a"), target, None).await,
         Err(StoreError::NotFound)
     );
     let after = log.after(&room("a"), 35, 1).await.expect("after");
@@ -181,15 +196,56 @@ async fn log_rules(url: &str, reopen: bool) {
     }
 }
 
+/// The request keys' rules, on one backend at `url`: a key is held once, answers its
+/// result once settled, frees on release and after expiry.
+async fn request_key_rules(url: &str) {
+    let mut config = Config::defaults();
+    config.database_url = url.into();
+    let (log, keys) = chatwire::server::open_database(&config)
+        .await
+        .expect("open database");
+    let now = chatwire::chat::now_ms();
+    let later = now + 600_000;
+    assert_eq!(keys.claim("k1", "f1", now, later).await, Ok(Claim::Fresh));
+    let pending = Claim::Pending {
+        fingerprint: "f1".into(),
+    };
+    assert_eq!(
+        keys.claim("k1", "f1", now, later).await,
+        Ok(pending.clone())
+    );
+    assert_eq!(keys.claim("k1", "f2", now, later).await, Ok(pending));
+    keys.settle("k1", r#"{"id":1}"#).await.expect("settle");
+    assert_eq!(
+        keys.claim("k1", "f1", now + 1, later).await,
+        Ok(Claim::Done {
+            fingerprint: "f1".into(),
+            result: r#"{"id":1}"#.into()
+        })
+    );
+    // Expired: free again.
+    assert_eq!(
+        keys.claim("k1", "f3", later, later + 10).await,
+        Ok(Claim::Fresh)
+    );
+    // Released: free again.
+    assert_eq!(keys.claim("k2", "f1", now, later).await, Ok(Claim::Fresh));
+    keys.release("k2").await.expect("release");
+    assert_eq!(keys.claim("k2", "f1", now, later).await, Ok(Claim::Fresh));
+    log.drain().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_rules_hold_in_memory() {
     log_rules("memory", false).await;
+    request_key_rules("memory").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_rules_hold_in_sqlite() {
     let dir = TempDir::new();
     log_rules(&dir.sqlite_url("log.db"), true).await;
+    request_key_rules(&dir.sqlite_url("keys.db")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +254,7 @@ async fn the_log_rules_hold_in_postgres() {
         return;
     };
     log_rules(&schema.url(), true).await;
+    request_key_rules(&schema.url()).await;
     // The sender's display name is kept beside the message.
     let log = open(&schema.url()).await;
     let mut named = unstored("names", "u1", "hi");
@@ -225,7 +282,20 @@ async fn migrate_brings_a_new_database_up_to_date_once() {
     };
     let first = run(url.clone()).await;
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migrations applied"));
+    // Every migration in migrations/ runs once.
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations/")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension() == Some("sql".as_ref()))
+        })
+        .count();
+    assert!(migrations >= 2);
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        out.contains(&format!("{migrations} migrations applied")),
+        "{out}"
+    );
     let again = run(url).await;
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migrations applied"));
     let bad = run("postgres://nobody@127.0.0.1:1/none".into()).await;

@@ -47,6 +47,7 @@ fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
         Stores {
             log: Arc::new(MemoryLog::default()),
             presence: Arc::new(MemoryPresence::default()),
+            keys: Arc::new(MemoryLog::default()),
         },
         ChatSettings {
             max_message_bytes: 65536,

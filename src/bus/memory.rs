@@ -5,7 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::chat::{Bus, BusStatus, Delivery, Inbound, Receipt, RoomName};
+use futures_util::future::BoxFuture;
+
+use crate::chat::{
+    Asked, Bus, BusError, BusStatus, Delivery, Inbound, PodConnections, Receipt, RoomName,
+};
 
 /// The pods joined by one in-process bus.
 #[derive(Default, Clone)]
@@ -103,5 +107,30 @@ impl Bus for MemoryBus {
 
     fn status(&self) -> BusStatus {
         BusStatus::Up
+    }
+
+    fn pod_id(&self) -> String {
+        format!("pod-{}", self.id)
+    }
+
+    fn ask_connections<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+        let others: Vec<(usize, Arc<dyn Inbound>)> = self
+            .hub
+            .lock()
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .filter_map(|(id, pod)| Some((*id, pod.inbound.as_ref()?.upgrade()?)))
+            .collect();
+        let answers = others
+            .into_iter()
+            .map(|(id, inbound)| PodConnections {
+                pod: format!("pod-{id}"),
+                connections: inbound.connections_of(user),
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(Asked {
+            answers,
+            complete: true,
+        })))
     }
 }

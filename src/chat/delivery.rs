@@ -90,4 +90,8 @@ pub trait LocalFanout: Send + Sync + 'static {
 
     /// `conn` (of `transport`) left `room`.
     fn left(&self, _conn: &ConnId, _transport: Transport, _room: &RoomName) {}
+
+    /// Tells `conn` (of `transport`) alone `notice`, then ends the connection (the
+    /// application's backend disconnected its user).
+    fn end(&self, _conn: &ConnId, _transport: Transport, _notice: &Delivery) {}
 }

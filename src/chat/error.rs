@@ -24,6 +24,10 @@ pub enum ErrorCode {
     /// The message log cannot store right now; nothing was delivered. Retry after
     /// `retry_after_ms`.
     Unavailable,
+    /// Another request with the same `Idempotency-Key` is still running.
+    Conflict,
+    /// No such route here (the server API while it is off).
+    NotFound,
 }
 
 impl crate::telemetry::metrics::Label for ErrorCode {
@@ -44,6 +48,8 @@ impl ErrorCode {
             Self::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Conflict => "CONFLICT",
+            Self::NotFound => "NOT_FOUND",
         }
     }
 }
@@ -86,6 +92,12 @@ pub enum ChatError {
         /// How long until the next request is allowed.
         retry_after_ms: u64,
     },
+    /// Another request with the same key is still running.
+    #[error("{0}")]
+    Conflict(String),
+    /// Nothing here answers this.
+    #[error("{0}")]
+    NotFound(String),
     /// The message log cannot store right now.
     #[error("{reason}; retry in {retry_after_ms} ms")]
     Unavailable {
@@ -108,6 +120,8 @@ impl ChatError {
             Self::AuthFailed(_) => ErrorCode::AuthFailed,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable { .. } => ErrorCode::Unavailable,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::NotFound(_) => ErrorCode::NotFound,
         }
     }
 

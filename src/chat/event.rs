@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Message, RoomName};
+use super::{Message, RoomName, Selection};
 
 /// A user as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,38 @@ pub enum ChatEvent {
         /// Whether they are typing.
         typing: bool,
     },
+    /// The application's backend removed a user from a room (`room:removed`): every
+    /// member hears it, the user's connections in the room included, then those leave.
+    Removed {
+        /// The room.
+        room: RoomName,
+        /// The user id removed.
+        user: String,
+        /// Why, as the backend put it (shown to the user).
+        reason: Option<String>,
+    },
+    /// An event the application's backend emitted with the socket.io Redis emitter: handed
+    /// as it is to the selected local connections (socket.io: that event; raw: a
+    /// `notification`). Never stored and never relayed: every pod reads it from Redis.
+    Emitted {
+        /// Which connections.
+        selection: Selection,
+        /// The socket.io event name.
+        event: String,
+        /// Its arguments.
+        args: Vec<serde_json::Value>,
+        /// Whether it may be dropped under load.
+        volatile: bool,
+    },
+    /// The application's backend ended every connection of a user, on every pod. Never
+    /// delivered to a room: each pod tells the user's own connections (`session:ended`)
+    /// and closes them.
+    Ended {
+        /// The user id.
+        user: String,
+        /// Why, as the backend put it (shown to the user).
+        reason: Option<String>,
+    },
 }
 
 impl ChatEvent {
@@ -81,7 +113,9 @@ impl ChatEvent {
             Self::Updated { message } => message.room.as_ref(),
             Self::Deleted { room, .. }
             | Self::Presence { room, .. }
-            | Self::Typing { room, .. } => Some(room),
+            | Self::Typing { room, .. }
+            | Self::Removed { room, .. } => Some(room),
+            Self::Ended { .. } | Self::Emitted { .. } => None,
         }
     }
 
@@ -93,12 +127,18 @@ impl ChatEvent {
             Self::Deleted { .. } => "deleted",
             Self::Presence { .. } => "presence",
             Self::Typing { .. } => "typing",
+            Self::Removed { .. } => "removed",
+            Self::Ended { .. } => "ended",
+            Self::Emitted { .. } => "emitted",
         }
     }
 
     /// Whether the event may be dropped under load (typing indicators).
     pub fn is_volatile(&self) -> bool {
-        matches!(self, Self::Typing { .. })
+        matches!(
+            self,
+            Self::Typing { .. } | Self::Emitted { volatile: true, .. }
+        )
     }
 
     /// The chat message, for new messages.

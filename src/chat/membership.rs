@@ -42,7 +42,7 @@ impl fmt::Debug for ConnId {
 }
 
 /// The protocol a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Socket.IO (WebSocket or HTTP long-polling).
@@ -89,6 +89,17 @@ pub struct Departed {
     pub rooms: Vec<(RoomName, Interest)>,
 }
 
+/// One of a user's connections on this pod, as the server API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UserConnection {
+    /// The connection (socket.io sid or raw client id).
+    pub conn: String,
+    /// Its transport.
+    pub transport: Transport,
+    /// The rooms it is in, sorted.
+    pub rooms: Vec<RoomName>,
+}
+
 /// Connection and room counts of this pod.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MembershipCounts {
@@ -122,30 +133,62 @@ struct Inner {
 struct Conn {
     transport: Transport,
     user: String,
+    name: Option<String>,
     mailbox: Option<Mailbox>,
     rooms: HashSet<RoomName>,
 }
 
-/// Who a delivery goes to: a room's live members, or every connection.
+/// Connections chosen by their rooms, as socket.io's broadcast operators choose them
+/// (the Redis emitter's `to(...)` / `except(...)`): members of any of `rooms` (every
+/// connection when empty) that are in none of `except`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Selection {
+    /// Members of any of these rooms; empty: every connection.
+    pub rooms: Vec<RoomName>,
+    /// Minus members of any of these.
+    pub except: Vec<RoomName>,
+}
+
+impl Selection {
+    fn matches(&self, conn_rooms: &HashSet<RoomName>) -> bool {
+        (self.rooms.is_empty() || self.rooms.iter().any(|r| conn_rooms.contains(r)))
+            && !self.except.iter().any(|r| conn_rooms.contains(r))
+    }
+}
+
+enum Target {
+    Room(RoomName),
+    All,
+    Selected(Selection),
+}
+
+/// Who a delivery goes to: a room's live members, every connection, or a selection.
 pub struct Recipients<'a> {
     inner: RwLockReadGuard<'a, Inner>,
-    room: Option<RoomName>,
+    target: Target,
 }
 
 impl Recipients<'_> {
     /// Calls `f` with each recipient of `transport` and its mailbox.
     pub fn for_each(&self, transport: Transport, mut f: impl FnMut(&ConnId, Option<&Mailbox>)) {
-        match &self.room {
-            Some(room) => {
+        match &self.target {
+            Target::Room(room) => {
                 for (conn, member) in self.inner.rooms.get(room).into_iter().flatten() {
                     if member.live && member.transport == transport {
                         f(conn, member.mailbox.as_ref());
                     }
                 }
             }
-            None => {
+            Target::All => {
                 for (conn, c) in &self.inner.conns {
                     if c.transport == transport {
+                        f(conn, c.mailbox.as_ref());
+                    }
+                }
+            }
+            Target::Selected(selection) => {
+                for (conn, c) in &self.inner.conns {
+                    if c.transport == transport && selection.matches(&c.rooms) {
                         f(conn, c.mailbox.as_ref());
                     }
                 }
@@ -154,11 +197,17 @@ impl Recipients<'_> {
     }
 
     /// Number of recipients of both transports (members still recovering included: a
-    /// count for metrics, in constant time).
+    /// count for metrics, in constant time but for selections).
     pub fn len(&self) -> usize {
-        match &self.room {
-            Some(room) => self.inner.rooms.get(room).map_or(0, HashMap::len),
-            None => self.inner.conns.len(),
+        match &self.target {
+            Target::Room(room) => self.inner.rooms.get(room).map_or(0, HashMap::len),
+            Target::All => self.inner.conns.len(),
+            Target::Selected(selection) => self
+                .inner
+                .conns
+                .values()
+                .filter(|c| selection.matches(&c.rooms))
+                .count(),
         }
     }
 
@@ -169,14 +218,19 @@ impl Recipients<'_> {
 
     /// Whether `conn` is a recipient.
     pub fn contains(&self, conn: &ConnId) -> bool {
-        match &self.room {
-            Some(room) => self
+        match &self.target {
+            Target::Room(room) => self
                 .inner
                 .rooms
                 .get(room)
                 .and_then(|m| m.get(conn))
                 .is_some_and(|m| m.live),
-            None => self.inner.conns.contains_key(conn),
+            Target::All => self.inner.conns.contains_key(conn),
+            Target::Selected(selection) => self
+                .inner
+                .conns
+                .get(conn)
+                .is_some_and(|c| selection.matches(&c.rooms)),
         }
     }
 }
@@ -208,11 +262,24 @@ impl Membership {
         user: &str,
         mailbox: Option<Mailbox>,
     ) {
+        self.connect_named(conn, transport, user, None, mailbox);
+    }
+
+    /// [`Membership::connect`] with the user's display name.
+    pub fn connect_named(
+        &self,
+        conn: ConnId,
+        transport: Transport,
+        user: &str,
+        name: Option<String>,
+        mailbox: Option<Mailbox>,
+    ) {
         self.lock().conns.insert(
             conn,
             Conn {
                 transport,
                 user: user.to_owned(),
+                name,
                 mailbox,
                 rooms: HashSet::new(),
             },
@@ -224,8 +291,31 @@ impl Membership {
     pub fn recipients(&self, room: Option<&RoomName>) -> Recipients<'_> {
         Recipients {
             inner: self.read(),
-            room: room.cloned(),
+            target: room.map_or(Target::All, |r| Target::Room(r.clone())),
         }
+    }
+
+    /// The connections `selection` chooses, read while the returned value lives.
+    pub fn selected(&self, selection: &Selection) -> Recipients<'_> {
+        Recipients {
+            inner: self.read(),
+            target: Target::Selected(selection.clone()),
+        }
+    }
+
+    /// The connections `selection` chooses, with their users and transports.
+    pub fn conns_selected(&self, selection: &Selection) -> Vec<(ConnId, String, Transport)> {
+        self.read()
+            .conns
+            .iter()
+            .filter(|(_, c)| selection.matches(&c.rooms))
+            .map(|(id, c)| (id.clone(), c.user.clone(), c.transport))
+            .collect()
+    }
+
+    /// The display name `conn` connected with.
+    pub fn name_of(&self, conn: &ConnId) -> Option<String> {
+        self.read().conns.get(conn).and_then(|c| c.name.clone())
     }
 
     /// Makes `conn`, a member of `room`, get deliveries from now on; its transport, when
@@ -245,6 +335,37 @@ impl Membership {
                 .filter(|c| inner.conns.get(*c).is_some_and(|c| c.user == user))
                 .count()
         })
+    }
+
+    /// Every connection of `user` here, with its transport and rooms.
+    pub fn connections_of_user(&self, user: &str) -> Vec<UserConnection> {
+        let inner = self.read();
+        let mut found: Vec<UserConnection> = inner
+            .conns
+            .iter()
+            .filter(|(_, c)| c.user == user)
+            .map(|(id, c)| {
+                let mut rooms: Vec<RoomName> = c.rooms.iter().cloned().collect();
+                rooms.sort();
+                UserConnection {
+                    conn: id.to_string(),
+                    transport: c.transport,
+                    rooms,
+                }
+            })
+            .collect();
+        found.sort_by(|a, b| a.conn.cmp(&b.conn));
+        found
+    }
+
+    /// `user`'s connections here, with their transports; only those in `room` when given.
+    pub fn conns_of_user(&self, user: &str, room: Option<&RoomName>) -> Vec<(ConnId, Transport)> {
+        self.read()
+            .conns
+            .iter()
+            .filter(|(_, c)| c.user == user && room.is_none_or(|r| c.rooms.contains(r)))
+            .map(|(id, c)| (id.clone(), c.transport))
+            .collect()
     }
 
     /// The transport of `conn`, when it is connected.

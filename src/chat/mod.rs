@@ -6,6 +6,7 @@
 //! no import of `transport`, `bus`, `store` or `redis` (tests/layering.rs checks).
 
 mod announce;
+mod backend;
 mod delivery;
 mod error;
 mod event;
@@ -22,20 +23,21 @@ mod sequence;
 mod service;
 mod typing;
 
+pub use backend::{Publication, Published, IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_KEY, MAX_REASON};
 pub use delivery::{Delivery, Encodings, Form, LocalFanout};
 pub use error::{excerpt, ChatError, ErrorCode};
 pub use event::{ChatEvent, Status, UserRef};
 pub use history::{message_ms, now_ms, Retention};
 pub use membership::{
     ConnId, Departed, Interest, Mailbox, Member, Membership, MembershipCounts, Recipients,
-    Transport,
+    Selection, Transport, UserConnection,
 };
 pub use message::{ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, SERVER_SENDER};
 pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
 pub use ports::{
-    Appended, Bus, BusError, BusStatus, Committed, HistoryPage, Inbound, MessageLog, MessageRef,
-    PresenceChanges, PresenceState, PresenceStore, Receipt, RoomBounds, StoreError, Stored,
-    Unstored,
+    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, HistoryPage, Inbound, MessageLog,
+    MessageRef, PodConnections, PresenceChanges, PresenceState, PresenceStore, Receipt,
+    RequestKeys, RoomBounds, RoomsCommand, StoreError, Stored, Unstored, LOCAL_POD,
 };
 pub use recovery::{GAP_WAIT, MAX_RECOVERED};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};

@@ -11,7 +11,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{ChatError, ConnId, Delivery, Message, Retention, RoomName, Status, UserRef};
+use super::{
+    ChatError, ConnId, Delivery, Message, Retention, RoomName, Selection, Status, UserConnection,
+    UserRef,
+};
 
 /// Why a delivery did not reach other pods.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +152,42 @@ pub trait Bus: Send + Sync + 'static {
     fn losses(&self) -> u64 {
         0
     }
+
+    /// This pod's id among the pods (`local` on one node).
+    fn pod_id(&self) -> String {
+        LOCAL_POD.to_owned()
+    }
+
+    /// Asks every other pod which connections `user` has there; the answers that came
+    /// within the bus's timeout (a pod that did not answer in time is left out).
+    fn ask_connections<'a>(&'a self, _user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+        // No other pod to ask: nobody is missing.
+        Box::pin(std::future::ready(Ok(Asked {
+            answers: Vec::new(),
+            complete: true,
+        })))
+    }
+}
+
+/// The pod id of a single node.
+pub const LOCAL_POD: &str = "local";
+
+/// One pod's connections of a user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodConnections {
+    /// The pod.
+    pub pod: String,
+    /// The user's connections there.
+    pub connections: Vec<UserConnection>,
+}
+
+/// Other pods' answers to a question.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// Each answering pod's connections of the user (pods without any included).
+    pub answers: Vec<PodConnections>,
+    /// Whether every pod subscribed when the question went out answered in time.
+    pub complete: bool,
 }
 
 /// Where a bus hands what other pods published: the chat's side of the bus. Losses
@@ -156,6 +195,25 @@ pub trait Bus: Send + Sync + 'static {
 pub trait Inbound: Send + Sync + 'static {
     /// Delivers another pod's event to this pod's members, in the order received.
     fn deliver(&self, delivery: &Delivery);
+
+    /// This pod's connections of `user`, for another pod's question.
+    fn connections_of(&self, user: &str) -> Vec<UserConnection>;
+
+    /// Applies a command of the application's backend (the socket.io Redis emitter's
+    /// `socketsJoin`, `socketsLeave`, `disconnectSockets`) to this pod's connections
+    /// that `selection` chooses; every pod gets it from Redis itself.
+    fn command(&self, selection: &Selection, command: &RoomsCommand);
+}
+
+/// What the backend asks of the connections a selection chooses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomsCommand {
+    /// Join these rooms.
+    Join(Vec<RoomName>),
+    /// Leave these rooms.
+    Leave(Vec<RoomName>),
+    /// Disconnect.
+    Disconnect,
 }
 
 /// Why a store operation failed.
@@ -312,21 +370,23 @@ pub trait MessageLog: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<HistoryPage, StoreError>>;
 
-    /// Replaces the content of `author`'s message `id` and returns it as it is now.
+    /// Replaces the content of message `id` (only when `author` wrote it, unless `None`:
+    /// moderation) and returns it as it is now.
     fn edit<'a>(
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
         content: String,
     ) -> BoxFuture<'a, Result<Message, StoreError>>;
 
-    /// Deletes `author`'s message `id`, keeping its tombstone; returns the tombstone.
+    /// Deletes message `id` (only when `author` wrote it, unless `None`), keeping its
+    /// tombstone; returns the tombstone.
     fn delete<'a>(
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Message, StoreError>>;
 
     /// Removes, in bounded steps, what `retention` no longer keeps at `now_ms`; returns
@@ -336,6 +396,46 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Refuses new appends and settles every queued one (stored and handed on, or
     /// failed); resolves once done.
     fn drain(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What [`RequestKeys::claim`] found under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or expired): it is now held for this request.
+    Fresh,
+    /// A request with this key is still running.
+    Pending {
+        /// Its request's fingerprint.
+        fingerprint: String,
+    },
+    /// A request with this key finished.
+    Done {
+        /// Its request's fingerprint.
+        fingerprint: String,
+        /// Its result, as it was recorded.
+        result: String,
+    },
+}
+
+/// Keys of requests that take effect once (the server API's `Idempotency-Key`), shared
+/// by every pod that shares the log.
+pub trait RequestKeys: Send + Sync + 'static {
+    /// Holds `key` for a request with `fingerprint` until `expires_ms` (Unix ms), unless
+    /// an unexpired request holds it at `now_ms`; what was found.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    /// Records `result` for the request holding `key`.
+    fn settle<'a>(&'a self, key: &'a str, result: &'a str)
+        -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Lets go of `key` (its request failed; a retry may run).
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// The content and edit time of an edited message's `data`.

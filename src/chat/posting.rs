@@ -14,7 +14,7 @@ use super::{ConnId, Receipt};
 pub const MAX_POSTING: usize = 65_536;
 
 struct Entry {
-    origin: ConnId,
+    origin: Option<ConnId>,
     published: Option<oneshot::Sender<Receipt>>,
 }
 
@@ -26,8 +26,14 @@ pub struct Posting {
 }
 
 impl Posting {
-    /// Remembers message `id`, sent by `origin`; its receipt goes to `published`.
-    pub fn insert(&mut self, id: Uuid, origin: ConnId, published: oneshot::Sender<Receipt>) {
+    /// Remembers message `id`, sent by `origin` (`None`: by the server API); its receipt
+    /// goes to `published`.
+    pub fn insert(
+        &mut self,
+        id: Uuid,
+        origin: Option<ConnId>,
+        published: oneshot::Sender<Receipt>,
+    ) {
         while self.order.len() >= MAX_POSTING {
             if let Some(old) = self.order.pop_front() {
                 self.entries.remove(&old);
@@ -40,7 +46,7 @@ impl Posting {
 
     /// The sender of message `id`, if it was posted here and is not handed on yet.
     pub fn origin(&self, id: &Uuid) -> Option<ConnId> {
-        self.entries.get(id).map(|e| e.origin.clone())
+        self.entries.get(id).and_then(|e| e.origin.clone())
     }
 
     /// Forgets message `id` (handed on, or not stored); where its receipt goes.
@@ -62,13 +68,13 @@ mod tests {
         let mut posting = Posting::default();
         let first = Uuid::now_v7();
         let (tx, _rx) = oneshot::channel();
-        posting.insert(first, ConnId::new("c"), tx);
+        posting.insert(first, Some(ConnId::new("c")), tx);
         assert_eq!(posting.origin(&first), Some(ConnId::new("c")));
         assert!(posting.remove(&first).is_some());
         assert_eq!(posting.origin(&first), None);
         for _ in 0..MAX_POSTING + 5 {
             let (tx, _rx) = oneshot::channel();
-            posting.insert(Uuid::now_v7(), ConnId::new("c"), tx);
+            posting.insert(Uuid::now_v7(), Some(ConnId::new("c")), tx);
         }
         assert!(posting.entries.len() <= MAX_POSTING);
     }

@@ -18,7 +18,8 @@ use super::typing::TypingTracker;
 use super::{
     Appended, Bus, BusStatus, ChatError, ChatEvent, Committed, ConnId, Delivery, Encodings,
     HistoryPage, Inbound, Interest, LocalFanout, Mailbox, Membership, Message, MessageLog,
-    MessageRef, PresenceStore, Receipt, Retention, RoomName, Sender, Stored, Transport, Unstored,
+    MessageRef, PresenceStore, Receipt, RequestKeys, Retention, RoomName, Sender, Stored,
+    Transport, Unstored,
 };
 use crate::telemetry::metrics;
 
@@ -89,6 +90,8 @@ pub struct Stores {
     pub log: Arc<dyn MessageLog>,
     /// Presence across pods.
     pub presence: Arc<dyn PresenceStore>,
+    /// Idempotency keys of the server API, kept beside the log.
+    pub keys: Arc<dyn RequestKeys>,
 }
 
 /// The chat domain: validates and decides, then hands events to the local fan-outs of
@@ -101,6 +104,7 @@ pub struct ChatService {
     pub(super) bus: Arc<dyn Bus>,
     pub(super) settings: ChatSettings,
     pub(super) log: Arc<dyn MessageLog>,
+    pub(super) keys: Arc<dyn RequestKeys>,
     pub(super) presence_store: Arc<dyn PresenceStore>,
     pub(super) presence: LocalPresence,
     pub(super) typing: TypingTracker,
@@ -128,6 +132,7 @@ impl ChatService {
             bus,
             settings,
             log: stores.log,
+            keys: stores.keys,
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
@@ -184,8 +189,13 @@ impl ChatService {
 
     /// Registers a new connection, with its transport's `mailbox` for fan-out.
     pub fn connect(&self, sender: &Sender, transport: Transport, mailbox: Option<Mailbox>) {
-        self.membership
-            .connect(sender.conn.clone(), transport, &sender.user, mailbox);
+        self.membership.connect_named(
+            sender.conn.clone(),
+            transport,
+            &sender.user,
+            sender.name.clone(),
+            mailbox,
+        );
         metrics::connected(transport);
     }
 
@@ -207,7 +217,7 @@ impl ChatService {
         }
     }
 
-    fn fanouts(&self) -> &[Arc<dyn LocalFanout>] {
+    pub(super) fn fanouts(&self) -> &[Arc<dyn LocalFanout>] {
         self.fanouts.get().map(Vec::as_slice).unwrap_or_default()
     }
 
@@ -247,17 +257,22 @@ impl ChatService {
 
     /// Removes the connection from `room` (leaving a room one is not in is not an error).
     pub fn leave(self: &Arc<Self>, sender: &Sender, room: &RoomName) {
-        if !self.membership.is_member(&sender.conn, room) {
+        self.leave_conn(&sender.conn, &sender.user, room);
+    }
+
+    /// Removes `conn`, a connection of `user`, from `room`.
+    pub(super) fn leave_conn(self: &Arc<Self>, conn: &ConnId, user: &str, room: &RoomName) {
+        if !self.membership.is_member(conn, room) {
             return;
         }
-        let transport = self.membership.transport_of(&sender.conn);
-        let interest = self.membership.leave(&sender.conn, room);
+        let transport = self.membership.transport_of(conn);
+        let interest = self.membership.leave(conn, room);
         if let Some(transport) = transport {
             for fanout in self.fanouts() {
-                fanout.left(&sender.conn, transport, room);
+                fanout.left(conn, transport, room);
             }
         }
-        self.left(room, &sender.user, interest);
+        self.left(room, user, interest);
     }
 
     /// Forgets the connection and every room membership it had.
@@ -325,23 +340,31 @@ impl ChatService {
         if let Some(room) = &message.room {
             self.typing.set(room, &sender.user_ref(), false);
         }
+        Ok(self.queue(
+            Unstored {
+                message,
+                sender_name: sender.name.clone(),
+                origin: Some(sender.conn.clone()),
+            },
+            Some(sender.conn.clone()),
+        ))
+    }
+
+    /// Queues `entry` to the log, its publish receipt going to the returned handle.
+    pub(super) fn queue(&self, entry: Unstored, origin: Option<ConnId>) -> Posted {
         let (published_tx, published) = tokio::sync::oneshot::channel();
-        let id = message.id;
-        self.posting().insert(id, sender.conn.clone(), published_tx);
-        let appended = self.log.append(Unstored {
-            message,
-            sender_name: sender.name.clone(),
-            origin: Some(sender.conn.clone()),
-        });
-        Ok(Posted {
+        let id = entry.message.id;
+        self.posting().insert(id, origin, published_tx);
+        let appended = self.log.append(entry);
+        Posted {
             appended,
             published,
             id,
             chat: self.me.clone(),
-        })
+        }
     }
 
-    fn check_content(&self, content: &str) -> Result<(), ChatError> {
+    pub(super) fn check_content(&self, content: &str) -> Result<(), ChatError> {
         if content.is_empty() {
             return Err(ChatError::invalid("content must be a non-empty string"));
         }
@@ -368,6 +391,19 @@ impl ChatService {
     /// member in one order and rooms never wait for each other's fan-out. A stored chat
     /// message goes through its room's order instead (`ChatService::sequenced`).
     pub fn deliver_local(&self, delivery: &Delivery) {
+        match &*delivery.event {
+            ChatEvent::Ended { user, .. } => return self.end_local(user, delivery),
+            ChatEvent::Emitted { selection, .. } => {
+                let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
+                let recipients = self.membership.selected(selection);
+                for fanout in self.fanouts() {
+                    fanout.deliver(delivery, &recipients);
+                }
+                metrics::messages_out(delivery.event.kind(), recipients.len() as u64);
+                return;
+            }
+            _ => {}
+        }
         match delivery.event.room() {
             Some(room) => {
                 let _order = self.sequences(room);
@@ -377,6 +413,9 @@ impl ChatService {
                 let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
                 self.fan_out(delivery, None);
             }
+        }
+        if let ChatEvent::Removed { room, user, .. } = &*delivery.event {
+            self.remove_local(room, user);
         }
     }
 
@@ -439,7 +478,7 @@ impl ChatService {
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
         sender.may_join(room)?;
-        let message = self.log.edit(room, id, &sender.user, content).await?;
+        let message = self.log.edit(room, id, Some(&sender.user), content).await?;
         drop(self.emit(
             ChatEvent::Updated {
                 message: message.clone(),
@@ -457,7 +496,7 @@ impl ChatService {
         id: Uuid,
     ) -> Result<(), ChatError> {
         sender.may_join(room)?;
-        self.log.delete(room, id, &sender.user).await?;
+        self.log.delete(room, id, Some(&sender.user)).await?;
         drop(self.emit(
             ChatEvent::Deleted {
                 room: room.clone(),
@@ -509,10 +548,10 @@ fn audience(delivery: &Delivery, recipients: &super::Recipients<'_>) -> usize {
 }
 
 /// The widest `"offset":N` the log adds to a message's JSON.
-const MAX_OFFSET_FIELD: usize = r#","offset":18446744073709551615"#.len();
+pub(super) const MAX_OFFSET_FIELD: usize = r#","offset":18446744073709551615"#.len();
 
 /// The length of `message`'s JSON, measured without keeping it.
-fn encoded_len(message: &Message) -> usize {
+pub(super) fn encoded_len(message: &Message) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -532,6 +571,16 @@ fn encoded_len(message: &Message) -> usize {
 impl Inbound for ChatService {
     fn deliver(&self, delivery: &Delivery) {
         self.sequenced(delivery);
+    }
+
+    fn connections_of(&self, user: &str) -> Vec<super::UserConnection> {
+        self.membership.connections_of_user(user)
+    }
+
+    fn command(&self, selection: &super::Selection, command: &super::RoomsCommand) {
+        if let Some(chat) = self.me.upgrade() {
+            chat.apply(selection, command);
+        }
     }
 }
 

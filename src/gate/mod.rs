@@ -2,6 +2,7 @@
 //! token) and who it is, and whether each event fits its rate limit. Transports call
 //! it before the chat; it is the only user of jsonwebtoken and governor.
 
+mod api_keys;
 mod auth;
 mod connections;
 mod limits;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap};
 use ipnet::IpNet;
 
+pub use api_keys::{ApiKeys, MIN_KEY_LEN};
 pub use auth::{AuthSettings, Authenticator, Claims, MAX_TOKEN_BYTES};
 pub use connections::{client_ip, parse_proxies, ConnectionCaps, ConnectionPermit, Origins};
 pub use limits::{
@@ -38,6 +40,7 @@ struct Inner {
     unfinished: Arc<ConnectionCaps>,
     origins: Origins,
     proxies: Vec<IpNet>,
+    api_keys: ApiKeys,
 }
 
 /// What a request claims to be, before the gate checks it ([`Gate::credentials`]).
@@ -117,7 +120,16 @@ impl Gate {
             unfinished: ConnectionCaps::new(0, config.max_unfinished_requests_per_ip),
             origins: Origins::parse(&config.allowed_origins).map_err(|e| ("ALLOWED_ORIGINS", e))?,
             proxies: parse_proxies(&config.trusted_proxies).map_err(|e| ("TRUSTED_PROXIES", e))?,
+            api_keys: ApiKeys::new(
+                config.server_api_keys.expose(),
+                &config.server_api_keys_file,
+            )?,
         })))
+    }
+
+    /// The server API's keys.
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.0.api_keys
     }
 
     /// The allowed origins.

@@ -1,7 +1,8 @@
 //! [`RedisLink`]: the one Redis connection of a pod (redis-rs `ConnectionManager`, RESP3),
 //! shared by the chat bus, the stores and the socket.io adapter. It routes pub/sub pushes to
-//! per-channel queues, bounds every call with a timeout, checks liveness with a PING
-//! every second, and re-subscribes every channel when the connection comes back.
+//! per-channel (and per-pattern) queues, in the order Redis sent them, bounds every call
+//! with a timeout, checks liveness with a PING every second, and re-subscribes every
+//! channel and pattern when the connection comes back.
 //!
 //! Pub/sub is at most once: pushes in flight when a connection is lost are gone, and so
 //! are pushes dropped at a full queue. Both are counted ([`RedisLink::losses`]); the chat
@@ -35,6 +36,39 @@ pub enum LinkError {
 /// A pub/sub message: channel name and payload.
 pub type ChanItem = (String, Vec<u8>);
 
+/// Where the pushes of one channel or pattern go.
+#[derive(Clone)]
+pub enum Route {
+    /// One queue.
+    One(mpsc::Sender<ChanItem>),
+    /// Payloads that start as a JSON object to `json`, the rest to `other` (two users
+    /// sharing a channel, such as the socket.io adapter and the Redis emitter).
+    Split {
+        /// Payloads starting with `{`.
+        json: mpsc::Sender<ChanItem>,
+        /// Everything else.
+        other: mpsc::Sender<ChanItem>,
+    },
+}
+
+impl Route {
+    fn sink_for(&self, payload: &[u8]) -> &mpsc::Sender<ChanItem> {
+        match self {
+            Self::One(sink) => sink,
+            Self::Split { json, other } => {
+                if payload.first() == Some(&b'{') {
+                    json
+                } else {
+                    other
+                }
+            }
+        }
+    }
+}
+
+type RouteTable = RwLock<HashMap<String, Route>>;
+type Routes = Arc<RouteTable>;
+
 /// How often liveness is checked (and a lost connection retried).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -51,7 +85,8 @@ pub struct RedisLink {
 
 struct Inner {
     conn: ConnectionManager,
-    routes: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>,
+    routes: Routes,
+    patterns: Routes,
     up: Arc<AtomicBool>,
     timeout: Duration,
     inbound_dropped: Arc<AtomicU64>,
@@ -79,17 +114,19 @@ impl RedisLink {
         // rediss:// uses rustls; install its crypto provider once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = client_for(url)?;
-        let routes: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>> = Arc::default();
+        let routes: Routes = Arc::default();
+        let patterns: Routes = Arc::default();
         let up = Arc::new(AtomicBool::new(false));
         let inbound_dropped = Arc::new(AtomicU64::new(0));
         let lost = Arc::new(AtomicU64::new(0));
         let push = {
             let routes = routes.clone();
+            let patterns = patterns.clone();
             let up = up.clone();
             let dropped = inbound_dropped.clone();
             let lost = lost.clone();
             move |info: PushInfo| {
-                route_push(info, &routes, &up, &dropped, &lost);
+                route_push(info, (&routes, &patterns), &up, &dropped, &lost);
                 Ok::<(), std::convert::Infallible>(())
             }
         };
@@ -106,6 +143,7 @@ impl RedisLink {
             inner: Arc::new(Inner {
                 conn,
                 routes,
+                patterns,
                 up,
                 timeout,
                 inbound_dropped,
@@ -186,12 +224,40 @@ impl RedisLink {
         channel: String,
         sink: mpsc::Sender<ChanItem>,
     ) -> Result<(), LinkError> {
-        self.write_routes().insert(channel.clone(), sink);
+        self.subscribe_route(channel, Route::One(sink)).await
+    }
+
+    /// [`RedisLink::subscribe`] with a [`Route`].
+    pub async fn subscribe_route(&self, channel: String, route: Route) -> Result<(), LinkError> {
+        self.write_routes().insert(channel.clone(), route);
         if !self.is_up() {
             return Ok(());
         }
         let mut conn = self.inner.conn.clone();
         match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channel)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(backend(e)),
+            Err(_) => Err(LinkError::Timeout),
+        }
+    }
+
+    /// Routes the messages of every channel matching the glob `pattern` to `sink`, as
+    /// (channel, payload), from now on and after every reconnection.
+    pub async fn psubscribe(
+        &self,
+        pattern: String,
+        sink: mpsc::Sender<ChanItem>,
+    ) -> Result<(), LinkError> {
+        self.inner
+            .patterns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pattern.clone(), Route::One(sink));
+        if !self.is_up() {
+            return Ok(());
+        }
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, conn.psubscribe(&pattern)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(backend(e)),
             Err(_) => Err(LinkError::Timeout),
@@ -212,9 +278,7 @@ impl RedisLink {
         }
     }
 
-    fn write_routes(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+    fn write_routes(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Route>> {
         self.inner.routes.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -250,23 +314,32 @@ impl RedisLink {
     }
 
     async fn resubscribe_all(&self) -> Result<usize, LinkError> {
-        let channels: Vec<String> = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        if channels.is_empty() {
-            return Ok(0);
-        }
+        let names = |routes: &Routes| -> Vec<String> {
+            routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let (channels, patterns) = (names(&self.inner.routes), names(&self.inner.patterns));
         let mut conn = self.inner.conn.clone();
-        match tokio::time::timeout(self.inner.timeout, conn.subscribe(&channels)).await {
-            Ok(Ok(())) => Ok(channels.len()),
-            Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(LinkError::Timeout),
+        let limit = self.inner.timeout;
+        if !channels.is_empty() {
+            match tokio::time::timeout(limit, conn.subscribe(&channels)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(backend(e)),
+                Err(_) => return Err(LinkError::Timeout),
+            }
         }
+        if !patterns.is_empty() {
+            match tokio::time::timeout(limit, conn.psubscribe(&patterns)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(backend(e)),
+                Err(_) => return Err(LinkError::Timeout),
+            }
+        }
+        Ok(channels.len() + patterns.len())
     }
 }
 
@@ -282,39 +355,51 @@ fn backend(e: RedisError) -> LinkError {
 
 fn route_push(
     info: PushInfo,
-    routes: &RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
+    (routes, patterns): (&RouteTable, &RouteTable),
     up: &AtomicBool,
     dropped: &AtomicU64,
     lost: &AtomicU64,
 ) {
-    match info.kind {
-        PushKind::Message => {
-            let mut data = info.data.into_iter();
-            let (Some(chan), Some(payload)) = (data.next(), data.next()) else {
-                return;
-            };
-            let (Ok(chan), Ok(payload)) = (
-                redis::from_redis_value::<String>(chan),
-                redis::from_redis_value::<Vec<u8>>(payload),
-            ) else {
-                debug!("unreadable pub/sub message");
-                return;
-            };
-            let routes = routes.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(sink) = routes.get(&chan) {
-                if sink.try_send((chan, payload)).is_err() {
-                    dropped.fetch_add(1, Ordering::AcqRel);
-                    debug!("inbound pub/sub queue full; message dropped");
-                }
-            }
-        }
+    let (table, pattern) = match info.kind {
+        PushKind::Message => (routes, false),
+        PushKind::PMessage => (patterns, true),
         PushKind::Disconnection => {
             lost.fetch_add(1, Ordering::AcqRel);
             if up.swap(false, Ordering::Relaxed) {
                 warn!("redis connection lost; local delivery continues, reconnecting");
             }
+            return;
         }
-        _ => {}
+        _ => return,
+    };
+    // A message: [channel, payload]; a pattern's: [pattern, channel, payload].
+    let mut data = info.data.into_iter();
+    let key = if pattern {
+        data.next()
+            .and_then(|p| redis::from_redis_value::<String>(p).ok())
+    } else {
+        None
+    };
+    let (Some(chan), Some(payload)) = (data.next(), data.next()) else {
+        return;
+    };
+    let (Ok(chan), Ok(payload)) = (
+        redis::from_redis_value::<String>(chan),
+        redis::from_redis_value::<Vec<u8>>(payload),
+    ) else {
+        debug!("unreadable pub/sub message");
+        return;
+    };
+    let table = table.read().unwrap_or_else(|e| e.into_inner());
+    let route = match &key {
+        Some(pattern) => table.get(pattern),
+        None => table.get(&chan),
+    };
+    if let Some(route) = route {
+        if route.sink_for(&payload).try_send((chan, payload)).is_err() {
+            dropped.fetch_add(1, Ordering::AcqRel);
+            debug!("inbound pub/sub queue full; message dropped");
+        }
     }
 }
 

@@ -4,4 +4,4 @@
 
 mod link;
 
-pub use link::{client_for, ChanItem, LinkError, RedisLink, UrlError, HEARTBEAT};
+pub use link::{client_for, ChanItem, LinkError, RedisLink, Route, UrlError, HEARTBEAT};

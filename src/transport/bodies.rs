@@ -6,11 +6,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::chat::HistoryPage;
 use crate::chat::{Accepted, ChatError, ErrorCode, Message, RoomName, Status, UserRef};
+use crate::chat::{HistoryPage, MessageRef};
 
 /// Page size of history requests that name none.
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
+
+/// The `before` of an HTTP history query: an offset or a message id (empty: none).
+pub fn before_of(raw: Option<&str>) -> Result<Option<MessageRef>, ChatError> {
+    match raw.filter(|b| !b.is_empty()) {
+        None => Ok(None),
+        Some(b) => MessageRef::parse(b)
+            .map(Some)
+            .ok_or_else(|| ChatError::invalid("before is not an offset or a message id")),
+    }
+}
 
 /// `message:history`: `{"status":"ok","messages":[...],"has_more":bool}`.
 pub fn page_body(page: &HistoryPage) -> Value {
@@ -55,6 +65,8 @@ pub fn status_of(err: &ChatError) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -19,9 +19,9 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
-use super::bodies::{page_body, DEFAULT_HISTORY_PAGE};
+use super::bodies::{before_of, page_body, DEFAULT_HISTORY_PAGE};
 use super::state::{AppState, SocketDirectory};
-use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, MessageRef, RoomName, Sender};
+use crate::chat::{BusStatus, ChatError, ConnId, ErrorCode, RoomName, Sender};
 use crate::gate::{Action, Gate};
 use crate::telemetry::metrics;
 
@@ -103,13 +103,7 @@ async fn room_messages(
         let Query(query) =
             query.map_err(|e| ChatError::invalid(format!("bad query string: {e}")))?;
         let room = RoomName::parse(&room)?;
-        let before = match query.before.as_deref().filter(|b| !b.is_empty()) {
-            None => None,
-            Some(b) => Some(
-                MessageRef::parse(b)
-                    .ok_or_else(|| ChatError::invalid("before is not an offset or a message id"))?,
-            ),
-        };
+        let before = before_of(query.before.as_deref())?;
         let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
         ctx.chat.history(&caller, &room, before, limit).await
     }

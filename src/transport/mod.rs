@@ -7,6 +7,7 @@ pub mod bodies;
 pub mod demo;
 pub mod http;
 pub mod openapi;
+pub mod server_api;
 pub mod socketio;
 pub mod state;
 pub mod ws;

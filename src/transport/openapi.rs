@@ -11,6 +11,76 @@ fn error_ref(description: &str) -> Value {
     })
 }
 
+/// `{"$ref": "#/components/schemas/NAME"}`.
+fn ok_schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// A server API operation: `method` on a route with `path_params`, the request body
+/// schema (and whether it is required), whether it takes an Idempotency-Key, and the
+/// 200 body's schema.
+fn server_op(
+    method: &str,
+    summary: &str,
+    body: Option<(&str, bool)>,
+    idempotent: bool,
+    ok: Value,
+    path_params: &[&str],
+) -> Value {
+    let mut parameters: Vec<Value> = path_params
+        .iter()
+        .map(|name| {
+            let schema = match *name {
+                "room" => ok_schema("RoomName"),
+                "id" => json!({ "type": "string", "format": "uuid" }),
+                _ => json!({ "type": "string" }),
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
+        .collect();
+    if idempotent {
+        parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false,
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
+            "description": "The same key within 10 minutes publishes once; repeats answer the first result with Idempotent-Replayed: true" }));
+    }
+    let mut op = json!({
+        "tags": ["Server API"],
+        "summary": summary,
+        "security": [ { "ServerApiKey": [] } ],
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": "Done", "content": { "application/json": { "schema": ok } } },
+            "400": error_ref("Bad body, room, id or query (INVALID_PAYLOAD, MESSAGE_TOO_LARGE)"),
+            "401": error_ref("API key missing or not accepted (AUTH_FAILED)"),
+            "404": error_ref("The server API is off: no SERVER_API_KEYS (NOT_FOUND)"),
+            "409": error_ref("A request with the same Idempotency-Key is still running (CONFLICT)"),
+            "503": error_ref("The message log, Redis or another pod did not answer (UNAVAILABLE)")
+        }
+    });
+    if let Some((schema, required)) = body {
+        op["requestBody"] = json!({ "required": required,
+            "content": { "application/json": { "schema": ok_schema(schema) } } });
+    }
+    json!({ method: op })
+}
+
+fn server_history() -> Value {
+    let mut op = server_op(
+        "get",
+        "A page of any room's history (no room rules)",
+        None,
+        false,
+        ok_schema("HistoryPage"),
+        &["room"],
+    );
+    if let Some(params) = op["get"]["parameters"].as_array_mut() {
+        params.push(json!({ "name": "before", "in": "query", "required": false, "schema": ok_schema("MessageRef") }));
+        params.push(json!({ "name": "limit", "in": "query", "required": false,
+            "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 } }));
+    }
+    op
+}
+
 fn upgrade(summary: &str, with_room: bool) -> Value {
     let mut parameters = vec![
         json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" },
@@ -104,16 +174,77 @@ pub fn document() -> Value {
             "/metrics": { "get": { "tags": ["Operations"], "summary": "Prometheus metrics",
                 "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "tags": ["Operations"], "summary": "This document",
-                "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } }
+                "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
+            "/api/server/publish": server_op("post", "Publish a message to a room or to everyone, as the server or on behalf of a user",
+                Some(("PublishRequest", true)), true, ok_schema("PublishAck"), &[]),
+            "/api/server/broadcast": server_op("post", "Publish one message to each of many rooms",
+                Some(("BroadcastRequest", true)), false,
+                json!({ "type": "object", "required": ["status", "results"], "properties": {
+                    "status": { "const": "ok" },
+                    "results": { "type": "array", "items": { "type": "object" } } } }), &[]),
+            "/api/server/users/{user}/disconnect": server_op("post", "End every connection of a user on every pod (each hears session:ended first)",
+                Some(("Reason", false)), false, ok_schema("CommandAck"), &["user"]),
+            "/api/server/users/{user}/connections": server_op("get", "A user's connections on every pod",
+                None, false, json!({ "type": "object", "required": ["status", "user", "connections", "complete"], "properties": {
+                    "status": { "const": "ok" }, "user": { "type": "string" }, "complete": { "type": "boolean" },
+                    "connections": { "type": "array", "items": { "type": "object", "required": ["pod", "conn", "transport", "rooms"], "properties": {
+                        "pod": { "type": "string" }, "conn": { "type": "string" }, "transport": { "enum": ["socketio", "ws"] },
+                        "rooms": { "type": "array", "items": { "type": "string" } } } } } } }), &["user"]),
+            "/api/server/rooms": server_op("get", "Every room with members and its member count, across pods",
+                None, false, json!({ "type": "object" }), &[]),
+            "/api/server/rooms/{room}/kick": server_op("post", "Remove a user from a room on every pod (the room hears room:removed first)",
+                Some(("KickRequest", true)), false, ok_schema("CommandAck"), &["room"]),
+            "/api/server/rooms/{room}/presence": server_op("get", "Who is online in a room, across pods",
+                None, false, json!({ "type": "object" }), &["room"]),
+            "/api/server/rooms/{room}/messages": server_history(),
+            "/api/server/rooms/{room}/messages/{id}": {
+                "patch": server_op("patch", "Replace any message's content (moderation); the room gets message:updated",
+                    Some(("EditRequest", true)), false, json!({ "type": "object" }), &["room", "id"])["patch"].clone(),
+                "delete": server_op("delete", "Delete any message (moderation; its tombstone stays); the room gets message:deleted",
+                    None, false, json!({ "type": "object" }), &["room", "id"])["delete"].clone()
+            },
+            "/api/server/sockets": server_op("get", "Socket.IO sockets and rooms on every pod, unfiltered",
+                None, false, json!({ "type": "object" }), &[])
         },
+        "security": [],
         "components": {
+            "securitySchemes": {
+                "ServerApiKey": { "type": "http", "scheme": "bearer",
+                    "description": "One of SERVER_API_KEYS (never a user's token)" }
+            },
             "schemas": {
+                "PublishRequest": { "type": "object", "additionalProperties": false, "properties": {
+                    "room": { "anyOf": [ { "$ref": "#/components/schemas/RoomName" }, { "type": "null" } ], "description": "Absent or null: to everyone" },
+                    "type": { "enum": ["notification", "system", "chat"], "description": "Default: notification as the server, chat with from" },
+                    "from": { "type": "string", "description": "The user id it is sent as (absent: the server)" },
+                    "name": { "type": "string", "description": "Display name kept beside it" },
+                    "content": { "type": "string" },
+                    "data": { "type": "object", "description": "More of the message's data; content is put in it" } } },
+                "BroadcastRequest": { "type": "object", "additionalProperties": false, "required": ["rooms"], "properties": {
+                    "rooms": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "$ref": "#/components/schemas/RoomName" } },
+                    "type": { "enum": ["notification", "system", "chat"] },
+                    "from": { "type": "string" }, "name": { "type": "string" },
+                    "content": { "type": "string" }, "data": { "type": "object" } } },
+                "Reason": { "type": "object", "additionalProperties": false, "properties": {
+                    "reason": { "type": "string", "maxLength": 256 } } },
+                "KickRequest": { "type": "object", "additionalProperties": false, "required": ["user"], "properties": {
+                    "user": { "type": "string" }, "reason": { "type": "string", "maxLength": 256 } } },
+                "EditRequest": { "type": "object", "additionalProperties": false, "required": ["content"], "properties": {
+                    "content": { "type": "string" } } },
+                "PublishAck": { "type": "object", "required": ["status", "id", "offset", "timestamp"], "properties": {
+                    "status": { "const": "ok" }, "id": { "type": "string", "format": "uuid" },
+                    "room": { "anyOf": [ { "$ref": "#/components/schemas/RoomName" }, { "type": "null" } ] },
+                    "offset": { "type": "integer", "minimum": 1 }, "timestamp": { "type": "string", "format": "date-time" },
+                    "degraded": { "const": true, "description": "Stored, but not published to other pods yet (they read it from the log)" } } },
+                "CommandAck": { "type": "object", "required": ["status"], "properties": {
+                    "status": { "const": "ok" },
+                    "degraded": { "const": true, "description": "Done on this pod; other pods may not have it" } } },
                 "RoomName": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$" },
                 "MessageRef": { "description": "A place in a room's log: an offset (digits) or, for compatibility, a message id",
                     "anyOf": [ { "type": "string", "pattern": "^[0-9]+$" }, { "type": "string", "format": "uuid" } ] },
                 "Error": { "type": "object", "required": ["status", "code", "message"], "properties": {
                     "status": { "const": "error" },
-                    "code": { "enum": ["AUTH_FAILED", "FORBIDDEN", "RATE_LIMITED", "INVALID_PAYLOAD", "CHANNEL_ERROR", "MESSAGE_TOO_LARGE", "INTERNAL", "UNAVAILABLE"] },
+                    "code": { "enum": ["AUTH_FAILED", "FORBIDDEN", "RATE_LIMITED", "INVALID_PAYLOAD", "CHANNEL_ERROR", "MESSAGE_TOO_LARGE", "INTERNAL", "UNAVAILABLE", "CONFLICT", "NOT_FOUND"] },
                     "message": { "type": "string" },
                     "retry_after_ms": { "type": "integer", "minimum": 1 } } },
                 "Message": { "type": "object", "required": ["id", "type", "from", "data", "timestamp"], "properties": {

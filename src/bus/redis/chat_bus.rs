@@ -8,7 +8,7 @@
 //! messages carry their offsets, so the chat drops repeats and reads what was missed
 //! from the message log; the bus keeps no history of its own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +19,12 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use futures_util::future::BoxFuture;
+
+use super::emitter;
 use crate::chat::{
-    Bus, BusError, BusStatus, ChatEvent, Delivery, Form, Inbound, Receipt, RoomName,
+    Asked, Bus, BusError, BusStatus, ChatEvent, Delivery, Form, Inbound, PodConnections, Receipt,
+    RoomName,
 };
 use crate::redis::{ChanItem, RedisLink};
 
@@ -28,6 +32,12 @@ use crate::redis::{ChanItem, RedisLink};
 pub const GLOBAL_CHANNEL: &str = "realtime:global";
 /// Prefix of room channels: `realtime:room:{name}`.
 pub const ROOM_CHANNEL_PREFIX: &str = "realtime:room:";
+/// Channel of questions every pod answers (a user's connections).
+pub const ASK_CHANNEL: &str = "realtime:ask";
+/// Prefix of a pod's answer channel: `realtime:answer:{pod}`.
+pub const ANSWER_CHANNEL_PREFIX: &str = "realtime:answer:";
+/// Answers to one question kept at most (one per pod).
+const MAX_ANSWERS: usize = 1024;
 /// Outgoing deliveries waiting to be published, at most.
 pub const OUTGOING_QUEUE: usize = 8192;
 /// Publishes sent in one pipeline, at most.
@@ -45,6 +55,22 @@ pub fn channel_for(room: Option<&RoomName>) -> String {
 struct Envelope<P, E> {
     pod: P,
     event: E,
+}
+
+/// A question to every pod: which connections `user` has there.
+#[derive(Serialize, Deserialize)]
+struct Question {
+    pod: String,
+    id: String,
+    user: String,
+}
+
+/// One pod's answer to a [`Question`].
+#[derive(Serialize, Deserialize)]
+struct Answer {
+    id: String,
+    #[serde(flatten)]
+    connections: PodConnections,
 }
 
 struct Outgoing {
@@ -87,6 +113,10 @@ pub struct RedisBus {
     timeout: Duration,
     undelivered: AtomicU64,
     inbound_tx: mpsc::Sender<ChanItem>,
+    /// Questions this pod asked and waits on, by id.
+    asks: Mutex<HashMap<String, mpsc::Sender<PodConnections>>>,
+    /// Whether what the socket.io Redis emitter publishes is read (REDIS_EMITTER).
+    emitter: bool,
 }
 
 /// The receiving ends a [`RedisBus`] hands to its tasks.
@@ -102,6 +132,7 @@ impl RedisBus {
         pod: String,
         timeout: Duration,
         inbound_queue: usize,
+        emitter: bool,
     ) -> (Arc<Self>, BusTasks) {
         let (outgoing_tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let (inbound_tx, inbound) = mpsc::channel(inbound_queue.max(1));
@@ -116,8 +147,17 @@ impl RedisBus {
             timeout,
             undelivered: AtomicU64::new(0),
             inbound_tx,
+            asks: Mutex::default(),
+            emitter,
         });
         (bus, BusTasks { outgoing, inbound })
+    }
+
+    /// Where the socket.io Redis emitter's requests go (they share their channel with
+    /// the socket.io adapter's, which hands them over): the bus's inbound queue, when
+    /// REDIS_EMITTER is on.
+    pub fn emitter_requests(&self) -> Option<mpsc::Sender<ChanItem>> {
+        self.emitter.then(|| self.inbound_tx.clone())
     }
 
     /// This pod's id, carried in every envelope it publishes.
@@ -197,12 +237,23 @@ impl RedisBus {
     }
 
     async fn subscription_loop(self: Arc<Self>, cancel: CancellationToken) {
-        if let Err(e) = self
-            .link
-            .subscribe(GLOBAL_CHANNEL.to_owned(), self.inbound_tx.clone())
-            .await
-        {
-            debug!(error = %e, "global subscribe deferred until redis is back");
+        let fixed = [
+            GLOBAL_CHANNEL.to_owned(),
+            ASK_CHANNEL.to_owned(),
+            self.answer_channel(),
+        ];
+        for channel in fixed {
+            if let Err(e) = self.link.subscribe(channel, self.inbound_tx.clone()).await {
+                debug!(error = %e, "subscribe deferred until redis is back");
+            }
+        }
+        if self.emitter {
+            // Every room's: a room joined by the emitter's socketsJoin gets the emit that
+            // follows it (a per-room subscription would come too late).
+            let pattern = emitter::BROADCAST_PATTERN.to_owned();
+            if let Err(e) = self.link.psubscribe(pattern, self.inbound_tx.clone()).await {
+                debug!(error = %e, "emitter psubscribe deferred until redis is back");
+            }
         }
         let mut subscribed: HashSet<RoomName> = HashSet::new();
         loop {
@@ -257,6 +308,28 @@ impl RedisBus {
                 );
                 dropped = now_dropped;
             }
+            if self.emitter && emitter::is_broadcast(&channel) {
+                match emitter::decode_broadcast(&payload) {
+                    Ok(event) => chat.deliver(&Delivery::new(event, None)),
+                    Err(why) => debug!(channel, why, "ignoring an emitter broadcast"),
+                }
+                continue;
+            }
+            if self.emitter && channel == emitter::REQUEST_CHANNEL {
+                match emitter::decode_request(&payload) {
+                    Ok((selection, command)) => chat.command(&selection, &command),
+                    Err(why) => debug!(why, "ignoring an emitter request"),
+                }
+                continue;
+            }
+            if channel == ASK_CHANNEL {
+                self.answer(&payload, chat.as_ref());
+                continue;
+            }
+            if channel.starts_with(ANSWER_CHANNEL_PREFIX) {
+                self.take_answer(&payload);
+                continue;
+            }
             let envelope: Envelope<String, ChatEvent> = match serde_json::from_slice(&payload) {
                 Ok(envelope) => envelope,
                 Err(e) => {
@@ -277,6 +350,103 @@ impl RedisBus {
 }
 
 impl RedisBus {
+    fn answer_channel(&self) -> String {
+        format!("{ANSWER_CHANNEL_PREFIX}{}", self.pod)
+    }
+
+    /// Answers another pod's question on its answer channel (queued with deliveries).
+    fn answer(&self, payload: &[u8], chat: &dyn Inbound) {
+        let question: Question = match serde_json::from_slice(payload) {
+            Ok(question) => question,
+            Err(e) => return debug!(error = %e, "ignoring an unreadable question"),
+        };
+        if question.pod == self.pod {
+            return;
+        }
+        let answer = Answer {
+            id: question.id,
+            connections: PodConnections {
+                pod: self.pod.clone(),
+                connections: chat.connections_of(&question.user),
+            },
+        };
+        let Ok(payload) = serde_json::to_vec(&answer) else {
+            return;
+        };
+        let (done, _receipt) = oneshot::channel();
+        let item = Outgoing {
+            channel: format!("{ANSWER_CHANNEL_PREFIX}{}", question.pod),
+            payload: Bytes::from(payload),
+            done,
+        };
+        if self.outgoing.try_send(item).is_err() {
+            debug!("answer dropped at a full outgoing queue");
+        }
+    }
+
+    /// Hands another pod's answer to the question waiting for it.
+    fn take_answer(&self, payload: &[u8]) {
+        let answer: Answer = match serde_json::from_slice(payload) {
+            Ok(answer) => answer,
+            Err(e) => return debug!(error = %e, "ignoring an unreadable answer"),
+        };
+        let asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiting) = asks.get(&answer.id) {
+            // A full channel means more answers than pods: the extra ones go.
+            let _ = waiting.try_send(answer.connections);
+        }
+    }
+
+    async fn ask(&self, user: &str) -> Result<Asked, BusError> {
+        if !self.link.is_up() {
+            return Err(BusError::Unavailable);
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let (tx, mut rx) = mpsc::channel(MAX_ANSWERS);
+        self.asks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), tx);
+        let result = async {
+            let (_, subscribed): (String, u64) = self
+                .link
+                .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(ASK_CHANNEL))
+                .await?;
+            let expected = subscribed.saturating_sub(1) as usize;
+            let question = Question {
+                pod: self.pod.clone(),
+                id: id.clone(),
+                user: user.to_owned(),
+            };
+            let payload =
+                serde_json::to_vec(&question).map_err(|e| BusError::Backend(e.to_string()))?;
+            self.link
+                .query::<redis::Value>(redis::cmd("PUBLISH").arg(ASK_CHANNEL).arg(payload))
+                .await?;
+            let mut answers = Vec::new();
+            let deadline = tokio::time::sleep(self.timeout);
+            tokio::pin!(deadline);
+            while answers.len() < expected {
+                tokio::select! {
+                    () = &mut deadline => break,
+                    answer = rx.recv() => match answer {
+                        Some(answer) => answers.push(answer),
+                        None => break,
+                    },
+                }
+            }
+            answers.sort_by(|a: &PodConnections, b| a.pod.cmp(&b.pod));
+            let complete = answers.len() >= expected;
+            Ok::<_, BusError>(Asked { answers, complete })
+        }
+        .await;
+        self.asks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        result
+    }
+
     /// A receipt settling once the subscription keeper has applied `generation`.
     fn synced_at(&self, generation: u64) -> Receipt {
         if *self.synced.borrow() >= generation {
@@ -358,6 +528,14 @@ impl Bus for RedisBus {
 
     fn losses(&self) -> u64 {
         self.link.losses()
+    }
+
+    fn pod_id(&self) -> String {
+        self.pod.clone()
+    }
+
+    fn ask_connections<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+        Box::pin(self.ask(user))
     }
 
     fn status(&self) -> BusStatus {

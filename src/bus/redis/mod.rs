@@ -1,6 +1,8 @@
-//! The chat bus over Redis pub/sub ([`RedisBus`]), on the pod's [`crate::redis::RedisLink`].
+//! The chat bus over Redis pub/sub ([`RedisBus`]), on the pod's [`crate::redis::RedisLink`],
+//! and what the socket.io Redis emitter publishes ([`emitter`]).
 
 mod chat_bus;
+pub mod emitter;
 
 pub use chat_bus::{channel_for, BusTasks, RedisBus, GLOBAL_CHANNEL, ROOM_CHANNEL_PREFIX};
 

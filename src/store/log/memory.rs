@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{check_author, room_key};
 use crate::chat::ports::{edited_data, tombstone_data};
 use crate::chat::{
-    message_ms, now_rfc3339, Appended, Committed, HistoryPage, Message, MessageLog, MessageRef,
-    Retention, RoomBounds, RoomName, StoreError, Stored, Unstored,
+    message_ms, now_rfc3339, Appended, Claim, Committed, HistoryPage, Message, MessageLog,
+    MessageRef, RequestKeys, Retention, RoomBounds, RoomName, StoreError, Stored, Unstored,
 };
 
 /// Locks over the rooms: appends to rooms of different shards never wait for each other.
@@ -49,6 +49,17 @@ impl RoomLog {
 struct Shared {
     shards: Box<[Mutex<HashMap<String, RoomLog>>]>,
     hasher: std::collections::hash_map::RandomState,
+    keys: Mutex<HashMap<String, KeyEntry>>,
+}
+
+/// Request keys kept at most; when full, expired ones go first, then the soonest to
+/// expire.
+const MAX_REQUEST_KEYS: usize = 100_000;
+
+struct KeyEntry {
+    fingerprint: String,
+    result: Option<String>,
+    expires_ms: u64,
 }
 
 /// A message log in memory.
@@ -65,6 +76,7 @@ impl Default for MemoryLog {
             shared: Arc::new(Shared {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 hasher: Default::default(),
+                keys: Mutex::default(),
             }),
             committed: Arc::default(),
             draining: Arc::default(),
@@ -100,7 +112,7 @@ impl MemoryLog {
         &self,
         room: &RoomName,
         id: Uuid,
-        author: &str,
+        author: Option<&str>,
         data: serde_json::Value,
     ) -> Result<Message, StoreError> {
         self.with_room(room, |log| {
@@ -112,6 +124,67 @@ impl MemoryLog {
             message.data = data;
             Ok(message.clone())
         })
+    }
+}
+
+impl RequestKeys for MemoryLog {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = keys.get(key).filter(|e| e.expires_ms > now_ms) {
+            let fingerprint = entry.fingerprint.clone();
+            return Box::pin(ready(Ok(match &entry.result {
+                None => Claim::Pending { fingerprint },
+                Some(result) => Claim::Done {
+                    fingerprint,
+                    result: result.clone(),
+                },
+            })));
+        }
+        if keys.len() >= MAX_REQUEST_KEYS {
+            keys.retain(|_, e| e.expires_ms > now_ms);
+        }
+        if keys.len() >= MAX_REQUEST_KEYS {
+            let soonest = keys
+                .iter()
+                .min_by_key(|(_, e)| e.expires_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(soonest) = soonest {
+                keys.remove(&soonest);
+            }
+        }
+        keys.insert(
+            key.to_owned(),
+            KeyEntry {
+                fingerprint: fingerprint.to_owned(),
+                result: None,
+                expires_ms,
+            },
+        );
+        Box::pin(ready(Ok(Claim::Fresh)))
+    }
+
+    fn settle<'a>(
+        &'a self,
+        key: &'a str,
+        result: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = keys.get_mut(key) {
+            entry.result = Some(result.to_owned());
+        }
+        Box::pin(ready(Ok(())))
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.remove(key);
+        Box::pin(ready(Ok(())))
     }
 }
 
@@ -228,7 +301,7 @@ impl MessageLog for MemoryLog {
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
         content: String,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
         let data = edited_data(content, &now_rfc3339());
@@ -239,7 +312,7 @@ impl MessageLog for MemoryLog {
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
         let data = tombstone_data(&now_rfc3339());
         Box::pin(ready(self.rewrite(room, id, author, data)))
@@ -341,15 +414,16 @@ mod tests {
         let log = MemoryLog::default();
         let m = append(&log, "a", "hi").await;
         assert_eq!(
-            log.edit(&room("a"), m.id, "mallory", "x".into()).await,
+            log.edit(&room("a"), m.id, Some("mallory"), "x".into())
+                .await,
             Err(StoreError::NotAuthor)
         );
         let edited = log
-            .edit(&room("a"), m.id, "alice", "hey".into())
+            .edit(&room("a"), m.id, Some("alice"), "hey".into())
             .await
             .unwrap();
         assert_eq!(edited.data["content"], "hey");
-        let gone = log.delete(&room("a"), m.id, "alice").await.unwrap();
+        let gone = log.delete(&room("a"), m.id, Some("alice")).await.unwrap();
         assert!(super::super::is_tombstone(&gone));
         let page = log.page(&room("a"), None, 10).await.unwrap();
         assert_eq!(page.messages[0].offset, Some(1));

@@ -14,9 +14,10 @@ pub fn room_key(message: &Message) -> &str {
     message.room.as_ref().map_or("", |r| r.as_str())
 }
 
-/// Checks that `author` wrote `message` (moderation goes through the server API).
-pub fn check_author(message: &Message, author: &str) -> Result<(), StoreError> {
-    if message.from == author {
+/// Checks that `author` wrote `message` (`None`: moderation through the server API,
+/// any author).
+pub fn check_author(message: &Message, author: Option<&str>) -> Result<(), StoreError> {
+    if author.is_none_or(|author| message.from == author) {
         Ok(())
     } else {
         Err(StoreError::NotAuthor)

@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::{room_key, LogLocation};
 use crate::chat::ports::{edited_data, tombstone_data};
 use crate::chat::{
-    ms_of_rfc3339, now_ms, now_rfc3339, rfc3339_of_ms, Appended, Committed, HistoryPage, Message,
-    MessageLog, MessageRef, MessageType, Retention, RoomBounds, RoomName, StoreError, Stored,
-    Unstored,
+    ms_of_rfc3339, now_ms, now_rfc3339, rfc3339_of_ms, Appended, Claim, Committed, HistoryPage,
+    Message, MessageLog, MessageRef, MessageType, RequestKeys, Retention, RoomBounds, RoomName,
+    StoreError, Stored, Unstored,
 };
 
 /// The schema's migrations, embedded in the binary.
@@ -199,33 +199,38 @@ impl SqlLog {
         row.as_ref().map(message_of).transpose()
     }
 
-    /// Sets `data` of `author`'s live message `id`, stamping `column` now.
+    /// Sets `data` of live message `id` (only `author`'s, unless `None`), stamping
+    /// `column` now.
     async fn rewrite(
         &self,
         room: &RoomName,
         id: Uuid,
-        author: &str,
+        author: Option<&str>,
         data: serde_json::Value,
         column: &str,
     ) -> Result<Message, StoreError> {
+        let by_author = if author.is_some() {
+            " AND sender_id = $5"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE messages SET data = $1, {column} = $2 \
-             WHERE room = $3 AND id = $4 AND sender_id = $5 AND deleted_at IS NULL"
+             WHERE room = $3 AND id = $4 AND deleted_at IS NULL{by_author}"
         );
-        let done = self
-            .timed(
-                sqlx::query(&sql)
-                    .bind(data.to_string())
-                    .bind(now_ms() as i64)
-                    .bind(room.as_str())
-                    .bind(id.to_string())
-                    .bind(author)
-                    .execute(&self.pool),
-            )
-            .await?;
+        let query = sqlx::query(&sql)
+            .bind(data.to_string())
+            .bind(now_ms() as i64)
+            .bind(room.as_str())
+            .bind(id.to_string());
+        let query = match author {
+            Some(author) => query.bind(author),
+            None => query,
+        };
+        let done = self.timed(query.execute(&self.pool)).await?;
         let message = self.message(room, id).await?.ok_or(StoreError::NotFound)?;
         if done.rows_affected() == 0 {
-            return Err(if message.from != author {
+            return Err(if author.is_some_and(|a| message.from != a) {
                 StoreError::NotAuthor
             } else {
                 StoreError::NotFound
@@ -250,6 +255,93 @@ impl SqlLog {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+impl RequestKeys for SqlLog {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        Box::pin(async move {
+            self.timed(
+                sqlx::query("DELETE FROM request_keys WHERE key = $1 AND expires_at <= $2")
+                    .bind(key)
+                    .bind(now_ms as i64)
+                    .execute(&self.pool),
+            )
+            .await?;
+            let inserted = self
+                .timed(
+                    sqlx::query(
+                        "INSERT INTO request_keys (key, fingerprint, result, expires_at) \
+                         VALUES ($1, $2, NULL, $3) ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(key)
+                    .bind(fingerprint)
+                    .bind(expires_ms as i64)
+                    .execute(&self.pool),
+                )
+                .await?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Claim::Fresh);
+            }
+            let row = self
+                .timed(
+                    sqlx::query("SELECT fingerprint, result FROM request_keys WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+            let Some(row) = row else {
+                // Released between the two statements: its request failed; this one
+                // may be retried.
+                return Ok(Claim::Pending {
+                    fingerprint: fingerprint.to_owned(),
+                });
+            };
+            let held: String = row.try_get(0).map_err(unavailable)?;
+            let result: Option<String> = row.try_get(1).map_err(unavailable)?;
+            Ok(match result {
+                None => Claim::Pending { fingerprint: held },
+                Some(result) => Claim::Done {
+                    fingerprint: held,
+                    result,
+                },
+            })
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        key: &'a str,
+        result: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.timed(
+                sqlx::query("UPDATE request_keys SET result = $1 WHERE key = $2")
+                    .bind(result)
+                    .bind(key)
+                    .execute(&self.pool),
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.timed(
+                sqlx::query("DELETE FROM request_keys WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool),
+            )
+            .await
+            .map(drop)
+        })
     }
 }
 
@@ -396,7 +488,7 @@ impl MessageLog for SqlLog {
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
         content: String,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
         let data = edited_data(content, &now_rfc3339());
@@ -407,7 +499,7 @@ impl MessageLog for SqlLog {
         &'a self,
         room: &'a RoomName,
         id: Uuid,
-        author: &'a str,
+        author: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Message, StoreError>> {
         let data = tombstone_data(&now_rfc3339());
         Box::pin(self.rewrite(room, id, author, data, "deleted_at"))
@@ -423,6 +515,13 @@ impl MessageLog for SqlLog {
                     ("", cutoff),
                 )
                 .await?;
+            // Expired request keys go with the messages.
+            self.timed(
+                sqlx::query("DELETE FROM request_keys WHERE expires_at <= $1")
+                    .bind(now_ms as i64)
+                    .execute(&self.pool),
+            )
+            .await?;
             let Some(limit) = retention.limit else {
                 return Ok(removed);
             };

@@ -34,6 +34,13 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
             "user:typing",
             json!({ "room": room, "user": user, "typing": typing }),
         ),
+        ChatEvent::Removed { room, user, reason } => (
+            "room:removed",
+            json!({ "room": room, "user": user, "reason": reason }),
+        ),
+        ChatEvent::Ended { reason, .. } => ("session:ended", json!({ "reason": reason })),
+        // Emitted events keep their own name: the fan-out emits them itself.
+        ChatEvent::Emitted { args, .. } => ("emitted", json!(args)),
     }
 }
 
@@ -87,6 +94,22 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
         }
     }
 
+    fn end(&self, conn: &ConnId, transport: Transport, notice: &Delivery) {
+        if transport != Transport::SocketIo {
+            return;
+        }
+        self.with_socket(conn, |socket| {
+            let (name, payload) = event_for(&notice.event);
+            // The DISCONNECT packet follows the notice on the same queue.
+            if let Err(e) = socket.emit(name, &payload) {
+                debug!(error = %e, "session end notice not sent");
+            }
+            if let Err(e) = socket.disconnect() {
+                debug!(error = %e, "socket.io disconnect failed");
+            }
+        });
+    }
+
     fn deliver(&self, delivery: &Delivery, _recipients: &Recipients<'_>) {
         // socketioxide broadcasts to its own rooms, which mirror the chat's index
         // (`joined`/`left` below): one packet encoding per delivery.
@@ -94,6 +117,25 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
         let Some(ns) = self.io.get().and_then(|io| io.of("/")) else {
             return;
         };
+        if let ChatEvent::Emitted {
+            selection,
+            event,
+            args,
+            volatile,
+        } = &*delivery.event
+        {
+            let mut ops = ns.local();
+            if !selection.rooms.is_empty() {
+                ops = ops.to(rooms_param(&selection.rooms));
+            }
+            if !selection.except.is_empty() {
+                ops = ops.except(rooms_param(&selection.except));
+            }
+            if *volatile {
+                ops = ops.volatile();
+            }
+            return self.count(ops.emit(event, &Args(args)).now_or_never());
+        }
         let origin = delivery
             .origin
             .as_ref()
@@ -125,6 +167,32 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
                 ops.emit(name, &payload).now_or_never()
             }
         };
+        self.count(emitted);
+    }
+}
+
+/// Several socket.io event arguments: socketioxide sends a tuple's elements as
+/// separate arguments.
+struct Args<'a>(&'a [Value]);
+
+impl serde::Serialize for Args<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for arg in self.0 {
+            tuple.serialize_element(arg)?;
+        }
+        tuple.end()
+    }
+}
+
+fn rooms_param(rooms: &[RoomName]) -> Vec<String> {
+    rooms.iter().map(ToString::to_string).collect()
+}
+
+impl<A: Adapter> SioFanout<A> {
+    /// Counts what a local broadcast could not hand over.
+    fn count(&self, emitted: Option<Result<(), BroadcastError>>) {
         match emitted {
             Some(Ok(())) => {}
             Some(Err(BroadcastError::Socket(errors))) => {

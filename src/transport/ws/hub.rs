@@ -23,6 +23,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Slow consumer or heartbeat timeout.
     pub const POLICY: u16 = 1008;
+    /// The application's backend disconnected the user (server API).
+    pub const ENDED: u16 = 4000;
     /// A frame exceeded MAX_MESSAGE_BYTES.
     pub const TOO_BIG: u16 = 1009;
     /// The client broke the WebSocket protocol.
@@ -223,6 +225,20 @@ impl LocalFanout for WsHub {
             let frame = frame.get_or_insert_with(|| encode(delivery));
             self.offer(outbox, frame.clone());
         });
+    }
+
+    fn end(&self, conn: &ConnId, transport: Transport, notice: &Delivery) {
+        if transport != Transport::Ws {
+            return;
+        }
+        let Some(outbox) = self.conns().get(conn).cloned() else {
+            return;
+        };
+        // The writer sends what is queued before the close frame.
+        self.offer(&outbox, encode(notice));
+        outbox
+            .closer
+            .close(close_code::ENDED, "disconnected by the server");
     }
 }
 

@@ -353,6 +353,29 @@ pub fn frame_for(event: &ChatEvent) -> Message {
             user.id.clone(),
             json!({ "user": user, "typing": typing }),
         ),
+        ChatEvent::Removed { room, user, reason } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "room:removed", "user": user, "reason": reason }),
+        ),
+        ChatEvent::Ended { reason, .. } => Message::from_server(
+            MessageType::Notification,
+            None,
+            json!({ "event": "session:ended", "reason": reason }),
+        ),
+        ChatEvent::Emitted {
+            selection,
+            event,
+            args,
+            ..
+        } => Message::from_server(
+            MessageType::Notification,
+            match selection.rooms.as_slice() {
+                [room] => Some(room.clone()),
+                _ => None,
+            },
+            json!({ "event": event, "args": args }),
+        ),
     }
 }
 

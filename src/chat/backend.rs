@@ -1,0 +1,324 @@
+//! What the application's backend does through the server API: publish as the server
+//! or on behalf of a user (once per idempotency key), remove a user from a room or end
+//! all of a user's connections on every pod, moderate any message, and read presence,
+//! history and a user's connections without a user's room rules.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    now_ms, Accepted, Asked, ChatError, ChatEvent, Claim, ConnId, Delivery, HistoryPage, Message,
+    MessageRef, MessageType, PodConnections, Posted, Receipt, RoomName, RoomsCommand, Selection,
+    Sender, Status, Unstored, UserRef, MAX_HISTORY_PAGE,
+};
+use crate::chat::service::{encoded_len, MAX_OFFSET_FIELD};
+use crate::chat::ChatService;
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Longest reason shown to a removed or disconnected user.
+pub const MAX_REASON: usize = 256;
+
+/// A message the backend publishes.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// Its room; `None`: to everyone.
+    pub room: Option<RoomName>,
+    /// `chat` (on behalf of a user), `notification` or `system`.
+    pub kind: MessageType,
+    /// The user it is sent as, or the server.
+    pub from: String,
+    /// The display name kept beside it.
+    pub name: Option<String>,
+    /// Its `data`, an object; a `content`, when present, is checked like a user's.
+    pub data: Value,
+}
+
+/// The outcome of a publish with an idempotency key.
+#[derive(Debug)]
+pub enum Published {
+    /// Published now.
+    Now(Accepted),
+    /// Published by an earlier request with the same key: that message.
+    Before(Message),
+}
+
+impl ChatService {
+    /// Publishes `publication` to its room (or everyone): stored in the log, then
+    /// delivered like a user's message, to members of both transports on every pod.
+    /// Membership and room rules do not apply; size and content rules do.
+    pub fn publish(&self, publication: Publication) -> Result<Posted, ChatError> {
+        let Publication {
+            room,
+            kind,
+            from,
+            name,
+            data,
+        } = publication;
+        if !matches!(
+            kind,
+            MessageType::Chat | MessageType::Notification | MessageType::System
+        ) {
+            return Err(ChatError::invalid(
+                "type must be chat, notification or system",
+            ));
+        }
+        let Some(fields) = data.as_object() else {
+            return Err(ChatError::invalid("data must be an object"));
+        };
+        match fields.get("content") {
+            Some(Value::String(content)) => self.check_content(content)?,
+            Some(_) => return Err(ChatError::invalid("content must be a string")),
+            None if kind == MessageType::Chat => {
+                return Err(ChatError::invalid("a chat message needs a content"))
+            }
+            None => {}
+        }
+        let message = Message::new(kind, room, from, data);
+        let size = encoded_len(&message) + MAX_OFFSET_FIELD;
+        let limit = self.settings.max_message_bytes;
+        if size > limit {
+            return Err(ChatError::TooLarge { size, limit });
+        }
+        Ok(self.queue(
+            Unstored {
+                message,
+                sender_name: name,
+                origin: None,
+            },
+            None,
+        ))
+    }
+
+    /// [`ChatService::publish`] at most once per `key` within [`IDEMPOTENCY_WINDOW`],
+    /// across pods: a repeat gets the first one's message. `fingerprint` names the
+    /// request; a key reused for another request is refused.
+    pub async fn publish_once(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        publication: Publication,
+    ) -> Result<Published, ChatError> {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.chars().any(char::is_control) {
+            return Err(ChatError::invalid(format!(
+                "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters"
+            )));
+        }
+        let now = now_ms();
+        let expires = now + IDEMPOTENCY_WINDOW.as_millis() as u64;
+        let reused = || ChatError::invalid("this Idempotency-Key was used for a different request");
+        match self.keys.claim(key, fingerprint, now, expires).await? {
+            Claim::Fresh => {}
+            Claim::Pending { fingerprint: held } if held != fingerprint => return Err(reused()),
+            Claim::Pending { .. } => {
+                return Err(ChatError::Conflict(
+                    "a request with this Idempotency-Key is still running; retry later".into(),
+                ))
+            }
+            Claim::Done {
+                fingerprint: held, ..
+            } if held != fingerprint => return Err(reused()),
+            Claim::Done { result, .. } => {
+                return serde_json::from_str(&result)
+                    .map(Published::Before)
+                    .map_err(|e| ChatError::Internal(format!("unreadable stored result: {e}")));
+            }
+        }
+        let outcome = match self.publish(publication) {
+            Ok(posted) => posted.stored().await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(accepted) => {
+                let result = accepted.message.to_json();
+                if let Err(e) = self.keys.settle(key, &result).await {
+                    // The key stays held until it expires: repeats get CONFLICT, never a
+                    // second copy.
+                    tracing::warn!(error = %e, "idempotency key not settled");
+                }
+                Ok(Published::Now(accepted))
+            }
+            Err(e) => {
+                if let Err(release) = self.keys.release(key).await {
+                    tracing::warn!(error = %release, "idempotency key not released");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes every connection of `user` from `room`, on every pod; the room (the user
+    /// included) hears `room:removed` first.
+    pub fn remove_user(&self, room: RoomName, user: String, reason: Option<String>) -> Receipt {
+        let reason = reason.map(|r| super::excerpt(&r, MAX_REASON).to_owned());
+        self.emit(ChatEvent::Removed { room, user, reason }, None)
+    }
+
+    /// Ends every connection of `user`, on every pod; each hears `session:ended` first.
+    pub fn end_user(&self, user: String, reason: Option<String>) -> Receipt {
+        let reason = reason.map(|r| super::excerpt(&r, MAX_REASON).to_owned());
+        self.emit(ChatEvent::Ended { user, reason }, None)
+    }
+
+    /// This pod's part of [`ChatService::remove_user`], after the room heard it.
+    pub(super) fn remove_local(&self, room: &RoomName, user: &str) {
+        let Some(chat) = self.me.upgrade() else {
+            return;
+        };
+        for (conn, _) in self.membership().conns_of_user(user, Some(room)) {
+            chat.leave_conn(&conn, user, room);
+        }
+    }
+
+    /// This pod's part of [`ChatService::end_user`]: tells each local connection of
+    /// `user`, closes it and forgets it.
+    pub(super) fn end_local(&self, user: &str, notice: &Delivery) {
+        let Some(chat) = self.me.upgrade() else {
+            return;
+        };
+        let conns: Vec<(ConnId, _)> = self.membership().conns_of_user(user, None);
+        for (conn, transport) in conns {
+            for fanout in self.fanouts() {
+                fanout.end(&conn, transport, notice);
+            }
+            chat.disconnect(&conn);
+        }
+    }
+
+    /// Applies a command of the backend to this pod's connections `selection` chooses:
+    /// joins (as the connection's own join would, except for other users' `user:`
+    /// rooms, which stay closed), leaves, or disconnects.
+    pub fn apply(self: &std::sync::Arc<Self>, selection: &Selection, command: &RoomsCommand) {
+        for (conn, user, _) in self.membership().conns_selected(selection) {
+            match command {
+                RoomsCommand::Join(rooms) => {
+                    let sender = self.backend_sender(&conn, &user);
+                    for room in rooms {
+                        if let Err(e) = self.join(&sender, room) {
+                            tracing::debug!(conn = %conn, room = %room, error = %e, "backend join refused");
+                        }
+                    }
+                }
+                RoomsCommand::Leave(rooms) => {
+                    for room in rooms {
+                        self.leave_conn(&conn, &user, room);
+                    }
+                }
+                RoomsCommand::Disconnect => {
+                    let notice = Delivery::new(
+                        ChatEvent::Ended {
+                            user: user.clone(),
+                            reason: None,
+                        },
+                        None,
+                    );
+                    if let Some(transport) = self.membership().transport_of(&conn) {
+                        for fanout in self.fanouts() {
+                            fanout.end(&conn, transport, &notice);
+                        }
+                    }
+                    self.disconnect(&conn);
+                }
+            }
+        }
+    }
+
+    /// The identity a backend command acts with for `conn`: its user, no room grants
+    /// needed (but another user's `user:` room stays closed).
+    fn backend_sender(&self, conn: &ConnId, user: &str) -> Sender {
+        Sender {
+            conn: conn.clone(),
+            user: user.to_owned(),
+            name: self.membership().name_of(conn),
+            anonymous: false,
+            allowed_rooms: None,
+            may_post_globally: true,
+            ip: None,
+        }
+    }
+
+    /// Replaces the content of any message `id` in `room`; the room gets
+    /// `message:updated`.
+    pub async fn moderate_edit(
+        &self,
+        room: &RoomName,
+        id: Uuid,
+        content: String,
+    ) -> Result<Message, ChatError> {
+        self.check_content(&content)?;
+        let message = self.log.edit(room, id, None, content).await?;
+        drop(self.emit(
+            ChatEvent::Updated {
+                message: message.clone(),
+            },
+            None,
+        ));
+        Ok(message)
+    }
+
+    /// Deletes any message `id` in `room`; the room gets `message:deleted`.
+    pub async fn moderate_delete(&self, room: &RoomName, id: Uuid) -> Result<(), ChatError> {
+        self.log.delete(room, id, None).await?;
+        drop(self.emit(
+            ChatEvent::Deleted {
+                room: room.clone(),
+                id,
+            },
+            None,
+        ));
+        Ok(())
+    }
+
+    /// Who is online in `room`, across pods.
+    pub async fn room_presence(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<(UserRef, Status)>, ChatError> {
+        if self.single_node() {
+            return Ok(self.presence.list(room));
+        }
+        Ok(self.presence_store.list(room).await?)
+    }
+
+    /// A page of `room`'s history.
+    pub async fn room_page(
+        &self,
+        room: &RoomName,
+        before: Option<MessageRef>,
+        limit: usize,
+    ) -> Result<HistoryPage, ChatError> {
+        if limit == 0 || limit > MAX_HISTORY_PAGE {
+            return Err(ChatError::invalid(format!(
+                "limit must be 1-{MAX_HISTORY_PAGE}"
+            )));
+        }
+        Ok(self.log.page(room, before, limit).await?)
+    }
+
+    /// `user`'s connections on every pod (this one first); `complete` is false when a
+    /// pod did not answer in time.
+    pub async fn user_connections(&self, user: &str) -> Result<Asked, ChatError> {
+        let mut asked =
+            self.bus
+                .ask_connections(user)
+                .await
+                .map_err(|e| ChatError::Unavailable {
+                    reason: e.to_string(),
+                    retry_after_ms: super::ports::STORE_RETRY_AFTER_MS,
+                })?;
+        asked.answers.insert(
+            0,
+            PodConnections {
+                pod: self.bus.pod_id(),
+                connections: self.membership().connections_of_user(user),
+            },
+        );
+        Ok(asked)
+    }
+}
