@@ -234,6 +234,74 @@ pub struct Config {
     )]
     pub redis_emitter: bool,
 
+    /// The connect hook: called when a connection has no token to verify; it may refuse it or name its user (empty: off).
+    #[arg(
+        long,
+        env = "CONNECT_HOOK_URL",
+        value_name = "CONNECT_HOOK_URL",
+        default_value = ""
+    )]
+    pub connect_hook_url: String,
+
+    /// The message hook: called before a message is stored; it may allow, refuse or replace it (empty: off).
+    #[arg(
+        long,
+        env = "MESSAGE_HOOK_URL",
+        value_name = "MESSAGE_HOOK_URL",
+        default_value = ""
+    )]
+    pub message_hook_url: String,
+
+    /// The RPC hook: client `rpc:<name>` events and raw `rpc` frames go there; its answer is the ack (empty: off).
+    #[arg(
+        long,
+        env = "RPC_HOOK_URL",
+        value_name = "RPC_HOOK_URL",
+        default_value = ""
+    )]
+    pub rpc_hook_url: String,
+
+    /// Event webhooks (message stored, edited, deleted; user joined, left a room), delivered at least once (empty: off).
+    #[arg(
+        long,
+        env = "WEBHOOK_URL",
+        value_name = "WEBHOOK_URL",
+        default_value = ""
+    )]
+    pub webhook_url: String,
+
+    /// Shared secret of the hooks' HMAC-SHA256 signature header (needed when any hook is on).
+    #[arg(
+        long,
+        env = "HOOK_SECRET",
+        value_name = "HOOK_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub hook_secret: Secret,
+
+    /// Longest wait for one hook call.
+    #[arg(long, env = "HOOK_TIMEOUT", value_name = "HOOK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub hook_timeout: Duration,
+
+    /// Hook calls in flight at most (beyond it, callers wait up to HOOK_TIMEOUT).
+    #[arg(
+        long,
+        env = "HOOK_CONCURRENCY",
+        value_name = "HOOK_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub hook_concurrency: usize,
+
+    /// Webhook events waiting to be delivered, at most; beyond it new events are dropped (and counted).
+    #[arg(
+        long,
+        env = "WEBHOOK_QUEUE",
+        value_name = "WEBHOOK_QUEUE",
+        default_value_t = 10_000
+    )]
+    pub webhook_queue: usize,
+
     /// Keys of the server API under /api/server, comma-separated, each at least 16 characters (empty: the API is off).
     #[arg(
         long,
@@ -617,6 +685,29 @@ impl Config {
         }
         if self.redis_timeout.is_zero() {
             return bad("REDIS_TIMEOUT", "must be greater than zero");
+        }
+        let hooks = [
+            ("CONNECT_HOOK_URL", &self.connect_hook_url),
+            ("MESSAGE_HOOK_URL", &self.message_hook_url),
+            ("RPC_HOOK_URL", &self.rpc_hook_url),
+            ("WEBHOOK_URL", &self.webhook_url),
+        ];
+        for (key, url) in hooks {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(key, "must be an http:// or https:// URL");
+            }
+        }
+        if hooks.iter().any(|(_, url)| !url.is_empty()) && self.hook_secret.is_empty() {
+            return bad("HOOK_SECRET", "is needed when a hook URL is set");
+        }
+        if self.hook_timeout.is_zero() {
+            return bad("HOOK_TIMEOUT", "must be greater than zero");
+        }
+        if self.hook_concurrency == 0 {
+            return bad("HOOK_CONCURRENCY", "must be at least 1");
+        }
+        if self.webhook_queue == 0 {
+            return bad("WEBHOOK_QUEUE", "must be at least 1");
         }
         // Keys themselves are read and parsed by the gate at startup.
         let has_key = !self.jwt_secret.is_empty() || !self.jwt_public_key_file.is_empty();

@@ -90,6 +90,7 @@ pub mod conformance;
 pub mod fuzzing;
 pub mod gate;
 pub mod healthcheck;
+pub mod hooks;
 pub mod redis;
 pub mod server;
 pub mod shutdown;

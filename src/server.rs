@@ -27,6 +27,7 @@ use crate::chat::{
 };
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
+use crate::hooks::Hooks;
 use crate::redis::RedisLink;
 use crate::store::log::memory::MemoryLog;
 use crate::store::log::sql::{self, SqlLog, SqlSettings};
@@ -272,6 +273,9 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             },
         },
     );
+    let hooks = Hooks::new(&config)
+        .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
+    chat.set_backend(hooks.message_filter(), hooks.observer());
     let links = start_bus(chat.clone());
     tokio::spawn(chat.clone().run_background(shutdown.child_token()));
     // Messages dropped at full outboxes, by either transport.
@@ -298,6 +302,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             pong_timeout: config.pong_timeout,
             send_buffer: config.send_buffer,
         },
+        hooks: hooks.clone(),
     };
     let (sio_layer, io) = socketio::configure(builder, settings, state.clone()).build_layer();
     state.directory.set(Arc::new(SioDirectory(io.clone())));
@@ -321,7 +326,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         .merge(server_api::routes(state.clone()))
         .merge(ws::routes(state))
         .layer(sio_layer);
-    let app = edge_layers(app, &gate);
+    let app = edge_layers_keeping(app, &gate, hooks.connects());
 
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
@@ -368,6 +373,10 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
                 warn!(error = %e, "bus task failed");
             }
         }
+        // Webhook events of what was just stored go out too: an attempt and a retry, within
+        // half the drain's time (the queue is in memory; what is left is logged).
+        let webhooks_limit = (config.hook_timeout * 2).min(config.shutdown_timeout / 2);
+        hooks.drain(webhooks_limit).await;
     };
     if tokio::time::timeout(config.shutdown_timeout, drain)
         .await
@@ -394,8 +403,20 @@ struct Links {
 /// request parts from hyper's read buffer. The conformance
 /// server uses them too.
 pub fn edge_layers(router: Router, gate: &Gate) -> Router {
+    edge_layers_keeping(router, gate, false)
+}
+
+/// [`edge_layers`]; `hook_headers`: socket.io sessions also keep the headers the connect
+/// hook is shown (user agent, cookies).
+pub fn edge_layers_keeping(router: Router, gate: &Gate, hook_headers: bool) -> Router {
+    let router = if hook_headers {
+        router.layer(axum::middleware::from_fn(
+            http::detach_request_parts_for_hooks,
+        ))
+    } else {
+        router.layer(axum::middleware::from_fn(http::detach_request_parts))
+    };
     router
-        .layer(axum::middleware::from_fn(http::detach_request_parts))
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             http::check_origin,

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 const REDIS_PASSWORD: &str = "hunter2-redis-password";
 const JWT_SECRET: &str = "s3cr3t-signing-key-0123456789abcdef";
 const API_KEY: &str = "server-api-key-0123456789abcdef";
+const HOOK_SECRET: &str = "hook-secret-0123456789abcdef";
 
 fn secret_env() -> String {
     format!("redis://chat:{REDIS_PASSWORD}@127.0.0.1:1/0")
@@ -34,6 +35,7 @@ async fn help_debug_and_logs_never_show_secrets() {
         .env("REDIS_URL", &redis_url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("SERVER_API_KEYS", API_KEY)
+        .env("HOOK_SECRET", HOOK_SECRET)
         .arg("--help")
         .output()
         .await
@@ -59,6 +61,10 @@ async fn help_debug_and_logs_never_show_secrets() {
         !text.contains(API_KEY),
         "--help shows SERVER_API_KEYS: {text}"
     );
+    assert!(
+        !text.contains(HOOK_SECRET),
+        "--help shows HOOK_SECRET: {text}"
+    );
 
     // A startup error about a bad URL names the variable, not the password.
     let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatwire"))
@@ -78,6 +84,8 @@ async fn help_debug_and_logs_never_show_secrets() {
         ("REDIS_URL", &redis_url),
         ("JWT_SECRET", JWT_SECRET),
         ("SERVER_API_KEYS", API_KEY),
+        ("HOOK_SECRET", HOOK_SECRET),
+        ("WEBHOOK_URL", "http://127.0.0.1:1/hook"),
         ("RUST_LOG", "debug"),
     ])
     .await;
@@ -86,6 +94,7 @@ async fn help_debug_and_logs_never_show_secrets() {
     assert!(!log.contains(REDIS_PASSWORD), "{log}");
     assert!(!log.contains(JWT_SECRET), "{log}");
     assert!(!log.contains(API_KEY), "{log}");
+    assert!(!log.contains(HOOK_SECRET), "{log}");
 }
 
 type Engine =

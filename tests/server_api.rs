@@ -614,3 +614,31 @@ async fn publish_kick_disconnect_and_idempotency_across_two_pods() {
 
     bob_b.close().await;
 }
+
+#[tokio::test]
+async fn every_server_route_is_in_the_openapi_document_with_its_key() {
+    let server = TestServer::start().await;
+    let (status, body) = common::http_get(server.addr, "/openapi.json").await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("json");
+    let templated = |path: &str| {
+        path.replace("/u1/", "/{user}/")
+            .replace("/rooms/r/", "/rooms/{room}/")
+            .replace("0190b6a8-0000-7000-8000-000000000000", "{id}")
+    };
+    for (method, path, _) in routes() {
+        let op = &doc["paths"][templated(&path)][method.to_ascii_lowercase()];
+        assert_eq!(
+            op["security"],
+            json!([{ "ServerApiKey": [] }]),
+            "{method} {path} is documented with the API key"
+        );
+        for code in ["200", "401", "404"] {
+            assert!(
+                op["responses"].get(code).is_some(),
+                "{method} {path} documents {code}"
+            );
+        }
+    }
+    server.stop().await;
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::{ChatError, ChatEvent, ChatService, PresenceState, RoomName, Sender, Status, UserRef};
+use super::{
+    ChatError, ChatEvent, ChatService, Happened, PresenceState, RoomName, Sender, Status, UserRef,
+};
 
 /// How often presence is synced again while the store missed a change.
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -62,18 +64,33 @@ impl Unsynced {
 }
 
 impl ChatService {
+    /// Tells `room` that `user` came online (their first connection, across pods) or went
+    /// offline (their last), and the backend that they joined or left.
+    fn announce(&self, room: RoomName, user: UserRef, status: Status) {
+        self.observe(|| match status {
+            Status::Offline => Happened::Left {
+                room: room.clone(),
+                user: user.clone(),
+            },
+            _ => Happened::Joined {
+                room: room.clone(),
+                user: user.clone(),
+            },
+        });
+        drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+    }
+
     /// A user's first local connection joined `room`: records it, and announces
     /// "online" when no other pod had them.
     pub(super) async fn announce_online(&self, room: RoomName, user: UserRef, status: Status) {
         if self.single_node() {
             // The local count is the whole truth: no store to ask.
-            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
-            return;
+            return self.announce(room, user, status);
         }
         match self.presence_store.online(&room, &user, status).await {
             Ok(first) => {
                 if self.presence.recorded(&room, &user.id) && first {
-                    drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                    self.announce(room, user, status);
                 }
             }
             Err(e) => {
@@ -91,19 +108,10 @@ impl ChatService {
         };
         self.typing.set(&room, &user, false);
         if self.single_node() {
-            let status = Status::Offline;
-            drop(self.emit(ChatEvent::Presence { room, user, status }, None));
-            return;
+            return self.announce(room, user, Status::Offline);
         }
         match self.presence_store.offline(&room, &user.id).await {
-            Ok(true) => drop(self.emit(
-                ChatEvent::Presence {
-                    room,
-                    user,
-                    status: Status::Offline,
-                },
-                None,
-            )),
+            Ok(true) => self.announce(room, user, Status::Offline),
             Ok(false) => {}
             Err(e) => {
                 debug!(error = %e, "presence not removed; retrying");
@@ -173,16 +181,14 @@ impl ChatService {
                 }
                 for (room, user) in changes.online {
                     if self.presence.recorded(&room, &user.id) {
-                        let status = Status::Online;
-                        drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                        self.announce(room, user, Status::Online);
                     }
                 }
                 for (room, user, _) in &state.online {
                     self.presence.recorded(room, &user.id);
                 }
                 for (room, user) in changes.offline {
-                    let status = Status::Offline;
-                    drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+                    self.announce(room, user, Status::Offline);
                 }
             }
             Err(e) => {

@@ -35,9 +35,10 @@ pub use membership::{
 pub use message::{ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, SERVER_SENDER};
 pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
 pub use ports::{
-    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, HistoryPage, Inbound, MessageLog,
-    MessageRef, PodConnections, PresenceChanges, PresenceState, PresenceStore, Receipt,
-    RequestKeys, RoomBounds, RoomsCommand, StoreError, Stored, Unstored, LOCAL_POD,
+    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, Draft, Happened, HistoryPage,
+    Inbound, MessageFilter, MessageLog, MessageRef, Observer, PodConnections, PresenceChanges,
+    PresenceState, PresenceStore, Receipt, RequestKeys, RoomBounds, RoomsCommand, StoreError,
+    Stored, Unstored, Verdict, LOCAL_POD,
 };
 pub use recovery::{GAP_WAIT, MAX_RECOVERED};
 pub use room::{RoomName, MAX_ROOM_NAME_LEN};

@@ -508,3 +508,68 @@ pub trait PresenceStore: Send + Sync + 'static {
         local: &'a [(RoomName, usize)],
     ) -> BoxFuture<'a, Result<Vec<(String, u64)>, StoreError>>;
 }
+
+/// A message about to be stored, as the application's backend judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// Its room (`None`: global).
+    pub room: Option<RoomName>,
+    /// Who sends it.
+    pub user: UserRef,
+    /// Its text.
+    pub content: String,
+}
+
+/// What the backend says of a [`Draft`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Store and deliver it as it is.
+    Allow,
+    /// Store and deliver it with this content instead.
+    Replace(String),
+    /// Refuse it: the sender gets this error, nobody gets the message.
+    Refuse(ChatError),
+}
+
+/// The application's backend judging messages before they are stored (the message
+/// hook). An error (the backend is slow or down) refuses the message.
+pub trait MessageFilter: Send + Sync + 'static {
+    /// Judges `draft`.
+    fn check(&self, draft: Draft) -> BoxFuture<'static, Result<Verdict, ChatError>>;
+}
+
+/// Something the application's backend is told about (webhooks).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happened {
+    /// A message was stored (once, on the pod that stored it).
+    Stored(Arc<Message>),
+    /// A message was edited.
+    Edited(Message),
+    /// A message was deleted.
+    Deleted {
+        /// Its room.
+        room: RoomName,
+        /// Its id.
+        id: Uuid,
+    },
+    /// A user came online in a room (their first connection in it, across pods).
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        user: UserRef,
+    },
+    /// A user went offline in a room (their last connection left it, across pods).
+    Left {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        user: UserRef,
+    },
+}
+
+/// Where the chat tells what happened; never waits (a full queue drops, and counts).
+pub trait Observer: Send + Sync + 'static {
+    /// Takes note of `happened`.
+    fn observe(&self, happened: Happened);
+}

@@ -21,6 +21,7 @@ use super::{
     MessageRef, PresenceStore, Receipt, RequestKeys, Retention, RoomName, Sender, Stored,
     Transport, Unstored,
 };
+use super::{Draft, Happened, MessageFilter, Observer, Verdict};
 use crate::telemetry::metrics;
 
 /// Locks over local fan-out: deliveries to rooms of different shards never wait for
@@ -118,6 +119,10 @@ pub struct ChatService {
     pub(super) presence_unsynced: super::announce::Unsynced,
     /// Messages posted here and not handed on yet.
     posting: Mutex<Posting>,
+    /// The application's backend judging messages (the message hook).
+    filter: OnceLock<Arc<dyn MessageFilter>>,
+    /// Where the backend is told what happened (webhooks).
+    observer: OnceLock<Arc<dyn Observer>>,
 }
 
 impl ChatService {
@@ -143,6 +148,8 @@ impl ChatService {
             shard_of: std::collections::hash_map::RandomState::new(),
             presence_unsynced: Default::default(),
             posting: Mutex::default(),
+            filter: OnceLock::new(),
+            observer: OnceLock::new(),
         });
         let committed: Arc<dyn Committed> = chat.clone();
         chat.log.attach(Arc::downgrade(&committed));
@@ -153,6 +160,65 @@ impl ChatService {
     pub fn set_fanouts(&self, fanouts: Vec<Arc<dyn LocalFanout>>) {
         if self.fanouts.set(fanouts).is_err() {
             warn!("chat fan-outs were already set");
+        }
+    }
+
+    /// Connects the application's backend: the message hook and the webhooks (once;
+    /// later calls are ignored).
+    pub fn set_backend(
+        &self,
+        filter: Option<Arc<dyn MessageFilter>>,
+        observer: Option<Arc<dyn Observer>>,
+    ) {
+        if let Some(filter) = filter {
+            let _ = self.filter.set(filter);
+        }
+        if let Some(observer) = observer {
+            let _ = self.observer.set(observer);
+        }
+    }
+
+    /// Whether messages go to the backend's message hook before they are stored.
+    pub fn judges_messages(&self) -> bool {
+        self.filter.get().is_some()
+    }
+
+    /// Tells the backend what `happened` makes, when it listens.
+    pub(super) fn observe(&self, happened: impl FnOnce() -> Happened) {
+        if let Some(observer) = self.observer.get() {
+            observer.observe(happened());
+        }
+    }
+
+    /// [`ChatService::post`] after the backend's message hook allowed (or replaced) the
+    /// message; without a hook, the same as `post`. The caller holds the connection's
+    /// turn across the wait, so its messages keep their order.
+    pub async fn submit(
+        &self,
+        sender: &Sender,
+        room: Option<RoomName>,
+        content: String,
+    ) -> Result<Posted, ChatError> {
+        let Some(filter) = self.filter.get() else {
+            return self.post(sender, room, content);
+        };
+        // What the chat would refuse anyway is refused without asking.
+        self.check_content(&content)?;
+        if let Some(room) = &room {
+            if !self.membership.is_member(&sender.conn, room) {
+                return Err(ChatError::Channel(format!("not a member of room {room}")));
+            }
+        }
+        let draft = Draft {
+            room: room.clone(),
+            user: sender.user_ref(),
+            content,
+        };
+        let content = draft.content.clone();
+        match filter.check(draft).await? {
+            Verdict::Allow => self.post(sender, room, content),
+            Verdict::Replace(replaced) => self.post(sender, room, replaced),
+            Verdict::Refuse(e) => Err(e),
         }
     }
 
@@ -479,6 +545,7 @@ impl ChatService {
         self.check_content(&content)?;
         sender.may_join(room)?;
         let message = self.log.edit(room, id, Some(&sender.user), content).await?;
+        self.observe(|| Happened::Edited(message.clone()));
         drop(self.emit(
             ChatEvent::Updated {
                 message: message.clone(),
@@ -497,6 +564,10 @@ impl ChatService {
     ) -> Result<(), ChatError> {
         sender.may_join(room)?;
         self.log.delete(room, id, Some(&sender.user)).await?;
+        self.observe(|| Happened::Deleted {
+            room: room.clone(),
+            id,
+        });
         drop(self.emit(
             ChatEvent::Deleted {
                 room: room.clone(),
@@ -597,6 +668,7 @@ impl Committed for ChatService {
                 origin: stored.origin.clone(),
             };
             self.sequenced(&delivery);
+            self.observe(|| Happened::Stored(stored.message.clone()));
             let receipt = self.bus.publish(&delivery);
             match self.posting().remove(&stored.message.id) {
                 Some(ack) => {

@@ -195,6 +195,22 @@ impl Gate {
         self.0.connects.forget_idle();
     }
 
+    /// Whether a JWT key is configured (a presented token is verified).
+    pub fn verifies_tokens(&self) -> bool {
+        self.0.auth.is_some()
+    }
+
+    /// The identity of a connection from `ip` that presented no token.
+    pub fn anonymous(&self, conn: ConnId, ip: IpAddr) -> Sender {
+        let mut sender = if self.0.acl_claims {
+            Sender::anonymous_without_grants(conn)
+        } else {
+            Sender::anonymous(conn)
+        };
+        sender.ip = Some(ip);
+        sender
+    }
+
     /// Verifies `token` (required when AUTH_ENABLED) and names the identity of a
     /// connection (or HTTP caller) from `ip`.
     pub fn identify(
@@ -208,14 +224,8 @@ impl Gate {
             if self.0.auth_required {
                 return Err(ChatError::AuthFailed("a token is required".into()));
             }
-            let mut sender = if self.0.acl_claims {
-                Sender::anonymous_without_grants(conn)
-            } else {
-                Sender::anonymous(conn)
-            };
-            sender.ip = Some(ip);
             return Ok(Admission {
-                sender,
+                sender: self.anonymous(conn, ip),
                 expires_at: None,
             });
         };

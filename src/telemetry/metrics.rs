@@ -63,6 +63,19 @@ pub fn messages_out(kind: &'static str, n: u64) {
     counter!("chatwire_messages_out_total", "type" => kind).increment(n);
 }
 
+/// A call to the application's backend (`hook`: connect, message, rpc, webhook) ended
+/// with `outcome` (ok, timeout, unreachable, status, invalid) after `latency`.
+pub fn hook_call(hook: &'static str, outcome: &'static str, latency: Duration) {
+    counter!("chatwire_hook_calls_total", "hook" => hook, "outcome" => outcome).increment(1);
+    histogram!("chatwire_hook_seconds", "hook" => hook).record(latency.as_secs_f64());
+}
+
+/// `n` webhook events were sent (delivered), failed (an attempt that will be retried)
+/// or dropped (the queue was full).
+pub fn webhook_events(outcome: &'static str, n: u64) {
+    counter!("chatwire_webhook_events_total", "outcome" => outcome).increment(n);
+}
+
 /// A gap in a room's offsets was closed from the message log.
 pub fn gap_filled() {
     counter!("chatwire_gaps_filled_total").increment(1);

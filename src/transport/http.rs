@@ -239,12 +239,24 @@ const SOCKETIO_HEADERS: [header::HeaderName; 5] = [
 /// ...) would cost each session memory for nothing. CORS and the origin check run
 /// before this layer and see every header.
 pub async fn detach_request_parts(req: Request, next: Next) -> Response {
+    detach_keeping(req, next, &[]).await
+}
+
+/// The headers the connect hook is shown, kept with socket.io sessions when it is on.
+const HOOK_HEADERS: [header::HeaderName; 2] = [header::USER_AGENT, header::COOKIE];
+
+/// [`detach_request_parts`], also keeping the headers the connect hook is shown.
+pub async fn detach_request_parts_for_hooks(req: Request, next: Next) -> Response {
+    detach_keeping(req, next, &HOOK_HEADERS).await
+}
+
+async fn detach_keeping(req: Request, next: Next, more: &[header::HeaderName]) -> Response {
     if !req.uri().path().starts_with("/socket.io") {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
     let mut headers = axum::http::HeaderMap::new();
-    for name in &SOCKETIO_HEADERS {
+    for name in SOCKETIO_HEADERS.iter().chain(more) {
         for value in parts.headers.get_all(name) {
             if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
                 headers.append(name.clone(), copy);

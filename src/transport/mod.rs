@@ -3,6 +3,7 @@
 //! [`bodies`] and [`state`].
 
 pub mod accept;
+pub mod admission;
 pub mod bodies;
 pub mod demo;
 pub mod http;

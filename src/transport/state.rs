@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::ws::{WsHub, WsSettings};
 use crate::chat::{Bus, ChatService};
 use crate::gate::Gate;
+use crate::hooks::Hooks;
 
 /// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
 pub trait SocketDirectory: Send + Sync + 'static {
@@ -61,6 +62,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Raw WebSocket wire settings.
     pub ws_settings: WsSettings,
+    /// The application's backend: connect and RPC hooks.
+    pub hooks: Hooks,
 }
 
 impl FromRef<AppState> for Gate {

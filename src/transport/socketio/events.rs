@@ -106,11 +106,30 @@ async fn in_turn<A: Adapter, R, T, Fut>(
 ) where
     Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
 {
+    let step = |req| std::future::ready(step(req));
+    in_turn_async(event, turn, req, reply, step, answer).await;
+}
+
+/// [`in_turn`] with a step that waits (the message hook): the turn is held across it.
+async fn in_turn_async<A: Adapter, R, T, StepFut, Fut>(
+    event: &'static str,
+    turn: Turn,
+    req: Result<R, ChatError>,
+    reply: Reply<A>,
+    step: impl FnOnce(R) -> StepFut,
+    answer: impl FnOnce(T) -> Fut,
+) where
+    StepFut: std::future::Future<Output = Result<T, ChatError>>,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ChatError>>,
+{
     metrics::message_in(Transport::SocketIo, event);
     if let Err(e) = turn.wait().await {
         return reply.send(Err(e));
     }
-    let stepped = req.and_then(step);
+    let stepped = match req {
+        Ok(req) => step(req).await,
+        Err(e) => Err(e),
+    };
     drop(turn);
     let result = match stepped {
         Ok(done) => answer(done).await,
@@ -170,6 +189,25 @@ pub(super) async fn on_event<A: Adapter>(
                 leave,
                 |body| async { Ok(body) },
             )
+            .await;
+        }
+        "message:send" if state.chat.judges_messages() => {
+            // The backend's message hook judges it first; the socket's turn is held
+            // meanwhile, so its messages keep their order.
+            let sender = sender_of(&socket);
+            let (chat, gate, sender) = (&state.chat, &state.gate, &sender);
+            let submit = |req: SendRequest| async move {
+                gate.limit(Action::Send, sender)?;
+                chat.submit(sender, req.room, req.content).await
+            };
+            Box::pin(in_turn_async(
+                "message:send",
+                turn,
+                decode(args),
+                reply,
+                submit,
+                posted_ack,
+            ))
             .await;
         }
         "message:send" => {
@@ -238,6 +276,17 @@ pub(super) async fn on_event<A: Adapter>(
                         Ok(users_body(&users))
                     };
                     answer("presence:list", decode(args), reply, list).await;
+                }
+                rpc if rpc.starts_with("rpc:") && state.hooks.serves_rpc() => {
+                    let method = &rpc["rpc:".len()..];
+                    let hooks = &state.hooks;
+                    let call = |params: serde_json::Value| async move {
+                        gate.limit(Action::Read, sender)?;
+                        let result = hooks.rpc(sender, "socketio", method, params).await?;
+                        Ok(json!({ "status": "ok", "result": result }))
+                    };
+                    let params = Ok(args.unwrap_or(serde_json::Value::Null));
+                    Box::pin(answer("rpc", params, reply, call)).await;
                 }
                 _ => on_unknown(socket, &event, reply),
             }

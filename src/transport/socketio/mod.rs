@@ -28,6 +28,8 @@ pub use turn::{Line, Turn};
 
 use crate::chat::{ChatError, ConnId, Sender, Transport};
 use crate::gate::unix_now;
+use crate::hooks::Handshake;
+use crate::transport::admission;
 use crate::transport::state::AppState;
 
 /// Slack added to MAX_MESSAGE_BYTES for socket.io packet framing, so an oversized
@@ -122,7 +124,7 @@ pub struct AuthPayload {
 pub async fn admit<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
-    TryData(auth): TryData<AuthPayload>,
+    TryData(auth): TryData<serde_json::Value>,
 ) -> Result<(), Refusal> {
     let parts = socket.req_parts();
     let peer = parts
@@ -130,13 +132,23 @@ pub async fn admit<A: Adapter>(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let auth = auth.unwrap_or_default();
-    let claimed = (state.gate).credentials(peer, &parts.headers, None, auth.token.as_deref());
+    let token = serde_json::from_value::<AuthPayload>(auth.clone())
+        .unwrap_or_default()
+        .token;
+    let claimed = (state.gate).credentials(peer, &parts.headers, None, token.as_deref());
     let permit = (state.gate)
         .admit(claimed.ip, &parts.headers)
         .map_err(Refusal::new)?;
     let conn = ConnId::new(socket.id.to_string());
-    let admission = (state.gate)
-        .identify(conn, claimed.token, claimed.ip)
+    let handshake = || Handshake {
+        transport: "socketio",
+        token: claimed.token.map(str::to_owned),
+        ip: claimed.ip.to_string(),
+        headers: admission::hook_headers(&parts.headers),
+        auth,
+    };
+    let admission = admission::identify(&state, conn, &claimed, handshake)
+        .await
         .map_err(Refusal::new)?;
     socket.extensions.insert(admission.sender);
     socket.extensions.insert(Arc::new(permit));

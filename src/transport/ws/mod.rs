@@ -30,6 +30,8 @@ pub use session::read_error_close;
 use super::state::AppState;
 use crate::chat::{ChatError, ConnId, MessageRef, RoomName, Sender};
 use crate::gate::{Admission, ConnectionPermit};
+use crate::hooks::Handshake;
+use crate::transport::admission;
 use session::open_session;
 use std::sync::Arc;
 
@@ -68,6 +70,9 @@ struct WsQuery {
     room: Option<String>,
     token: Option<String>,
     since: Option<String>,
+    /// The other parameters, shown to the connect hook.
+    #[serde(flatten)]
+    extra: std::collections::BTreeMap<String, String>,
 }
 
 type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
@@ -84,7 +89,7 @@ async fn upgrade(
         Err(e) => return ChatError::invalid(format!("bad query string: {e}")).into_response(),
     };
     let room = query.room.clone();
-    accept(ctx, peer, &headers, room.as_deref(), query, ws)
+    accept(ctx, peer, &headers, room.as_deref(), query, ws).await
 }
 
 async fn upgrade_with_room(
@@ -99,12 +104,12 @@ async fn upgrade_with_room(
         Ok(Query(q)) => q,
         Err(e) => return ChatError::invalid(format!("bad query string: {e}")).into_response(),
     };
-    accept(ctx, peer, &headers, Some(&room), query, ws)
+    accept(ctx, peer, &headers, Some(&room), query, ws).await
 }
 
 /// Everything is checked before the upgrade: a refused client gets an HTTP error with a
 /// JSON body (400 bad room, 401 token, 403 origin or room, 429 rate or caps).
-fn accept(
+async fn accept(
     ctx: AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -136,7 +141,14 @@ fn accept(
         Err(e) => return e.into_response(),
     };
     let conn = ConnId::new(Uuid::now_v7().to_string());
-    let admission = match ctx.gate.identify(conn, claimed.token, claimed.ip) {
+    let handshake = || Handshake {
+        transport: "ws",
+        token: claimed.token.map(str::to_owned),
+        ip: claimed.ip.to_string(),
+        headers: admission::hook_headers(headers),
+        auth: serde_json::json!({ "room": room, "query": query.extra }),
+    };
+    let admission = match admission::identify(&ctx, conn, &claimed, handshake).await {
         Ok(admission) => admission,
         Err(e) => return e.into_response(),
     };

@@ -90,6 +90,14 @@ pub enum Request {
         /// The room.
         room: RoomName,
     },
+    /// `rpc {method, params?}` (or a frame of type `rpc`): answered by the application's
+    /// backend through the RPC hook.
+    Rpc {
+        /// The method the backend serves.
+        method: String,
+        /// Its parameters, as the client sent them.
+        params: Value,
+    },
 }
 
 impl Request {
@@ -102,11 +110,12 @@ impl Request {
             Self::Edit { .. } => "message:edit",
             Self::Delete { .. } => "message:delete",
             Self::PresenceList { .. } => "presence:list",
+            Self::Rpc { .. } => "rpc",
         }
     }
 
-    /// Whether the request reads the store or Redis (and so counts against the read
-    /// rate limit): all but `room:leave`.
+    /// Whether the request reads the store or Redis, or calls the backend (and so counts
+    /// against the read rate limit): all but `room:leave`.
     pub fn reads_store(&self) -> bool {
         !matches!(self, Self::Leave { .. })
     }
@@ -216,6 +225,11 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
             Ok(ClientFrame::Status(status))
         }
         "system" => decode_request(data_object(raw.data)?),
+        "rpc" => {
+            let mut data = data_object(raw.data)?;
+            data.insert("request".into(), Value::String("rpc".into()));
+            decode_request(data)
+        }
         "ping" => Ok(ClientFrame::Ping),
         "pong" => Ok(ClientFrame::Pong),
         known @ ("notification" | "error") => Err(ChatError::invalid(format!(
@@ -270,6 +284,17 @@ fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError
         },
         "presence:list" => Request::PresenceList {
             room: required_room(&mut data)?,
+        },
+        "rpc" => Request::Rpc {
+            method: match data.remove("method") {
+                Some(Value::String(m)) if !m.is_empty() && m.len() <= 128 => m,
+                _ => {
+                    return Err(ChatError::invalid(
+                        "data.method must be a 1-128 byte string",
+                    ))
+                }
+            },
+            params: data.remove("params").unwrap_or(Value::Null),
         },
         other => {
             return Err(ChatError::invalid(format!(

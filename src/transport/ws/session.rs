@@ -242,6 +242,12 @@ impl Link<'_> {
                 .presence_list(self.sender, &room)
                 .await
                 .map(|users| users_body(&users)),
+            Request::Rpc { method, params } => self
+                .ctx
+                .hooks
+                .rpc(self.sender, "ws", &method, params)
+                .await
+                .map(|result| json!({ "status": "ok", "result": result })),
         };
         match result {
             Ok(body) => self.send(&ws_protocol::reply(name, request_id, body)),
@@ -301,6 +307,14 @@ async fn read_loop(
                 room: named,
                 content,
                 request_id,
+            } if ctx.chat.judges_messages() => {
+                // The backend's message hook judges it first; the next frame waits.
+                Box::pin(submit(link, room, named, content, request_id)).await
+            }
+            ClientFrame::Chat {
+                room: named,
+                content,
+                request_id,
             } => post(link, room, named, content, request_id),
             ClientFrame::Typing {
                 room: named,
@@ -337,6 +351,37 @@ async fn read_loop(
     }
 }
 
+/// Where a chat frame goes, once the sender's allowance took it: the connection's own
+/// room unless the frame names another room it is in; none at all: global (the chat
+/// refuses rooms the connection is not in). `None`: refused, and told.
+fn chat_target(
+    link: &Link<'_>,
+    conn_room: Option<&RoomName>,
+    named: Option<RoomName>,
+    request_id: Option<&str>,
+) -> Option<Option<RoomName>> {
+    if let Err(e) = link.ctx.gate.limit(Action::Send, link.sender) {
+        link.error(&e, request_id);
+        return None;
+    }
+    Some(named.or_else(|| conn_room.cloned()))
+}
+
+/// [`post`] after the backend's message hook allowed (or replaced) the message.
+async fn submit(
+    link: &Link<'_>,
+    conn_room: Option<&RoomName>,
+    named: Option<RoomName>,
+    content: String,
+    request_id: Option<String>,
+) -> Result<(), ChatError> {
+    if let Some(target) = chat_target(link, conn_room, named, request_id.as_deref()) {
+        let posted = link.ctx.chat.submit(link.sender, target, content).await;
+        acknowledge(link, posted, request_id);
+    }
+    Ok(())
+}
+
 /// Queues a chat message (in the order the frames came). Once stored, a frame with a
 /// `request_id` gets its ack; a message that could not be stored gets an error frame
 /// either way (nobody received it).
@@ -347,23 +392,27 @@ fn post(
     content: String,
     request_id: Option<String>,
 ) -> Result<(), ChatError> {
-    let (ctx, sender) = (link.ctx, link.sender);
-    if let Err(e) = ctx.gate.limit(Action::Send, sender) {
-        link.error(&e, request_id.as_deref());
-        return Ok(());
+    if let Some(target) = chat_target(link, conn_room, named, request_id.as_deref()) {
+        let posted = link.ctx.chat.post(link.sender, target, content);
+        acknowledge(link, posted, request_id);
     }
-    // The connection's own room unless the frame names another room it is in; none at
-    // all: global. The chat refuses rooms the connection is not in.
-    let target = named.or_else(|| conn_room.cloned());
-    let posted = ctx
-        .chat
-        .post(sender, target, content)
-        .map_err(|e| (e, request_id.clone()));
+    Ok(())
+}
+
+/// Once `posted` is stored, acks a frame that had a `request_id`; an error frame when it
+/// was refused or could not be stored.
+fn acknowledge(
+    link: &Link<'_>,
+    posted: Result<crate::chat::Posted, ChatError>,
+    request_id: Option<String>,
+) {
+    let ctx = link.ctx;
+    let posted = posted.map_err(|e| (e, request_id.clone()));
     let posted = match posted {
         Ok(posted) => posted,
         Err((e, id)) => {
             link.error(&e, id.as_deref());
-            return Ok(());
+            return;
         }
     };
     let (hub, outbox) = (ctx.hub.clone(), link.outbox.clone());
@@ -382,7 +431,6 @@ fn post(
         };
         hub.offer(&outbox, frame.to_json().into());
     });
-    Ok(())
 }
 
 fn frame_kind(decoded: &Result<ClientFrame, ChatError>) -> &'static str {
