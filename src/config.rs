@@ -239,36 +239,40 @@ pub struct Config {
         long,
         env = "CONNECT_HOOK_URL",
         value_name = "CONNECT_HOOK_URL",
-        default_value = ""
+        default_value = "",
+        hide_env_values = true
     )]
-    pub connect_hook_url: String,
+    pub connect_hook_url: Secret,
 
     /// The message hook: called before a message is stored; it may allow, refuse or replace it (empty: off).
     #[arg(
         long,
         env = "MESSAGE_HOOK_URL",
         value_name = "MESSAGE_HOOK_URL",
-        default_value = ""
+        default_value = "",
+        hide_env_values = true
     )]
-    pub message_hook_url: String,
+    pub message_hook_url: Secret,
 
     /// The RPC hook: client `rpc:<name>` events and raw `rpc` frames go there; its answer is the ack (empty: off).
     #[arg(
         long,
         env = "RPC_HOOK_URL",
         value_name = "RPC_HOOK_URL",
-        default_value = ""
+        default_value = "",
+        hide_env_values = true
     )]
-    pub rpc_hook_url: String,
+    pub rpc_hook_url: Secret,
 
     /// Event webhooks (message stored, edited, deleted; user joined, left a room), delivered at least once (empty: off).
     #[arg(
         long,
         env = "WEBHOOK_URL",
         value_name = "WEBHOOK_URL",
-        default_value = ""
+        default_value = "",
+        hide_env_values = true
     )]
-    pub webhook_url: String,
+    pub webhook_url: Secret,
 
     /// Shared secret of the hooks' HMAC-SHA256 signature header (needed when any hook is on).
     #[arg(
@@ -301,6 +305,25 @@ pub struct Config {
         default_value_t = 10_000
     )]
     pub webhook_queue: usize,
+
+    /// User name of the /admin namespace for @socket.io/admin-ui (with ADMIN_PASSWORD; empty: off).
+    #[arg(
+        long,
+        env = "ADMIN_USERNAME",
+        value_name = "ADMIN_USERNAME",
+        default_value = ""
+    )]
+    pub admin_username: String,
+
+    /// Password of the /admin namespace, at least 12 characters.
+    #[arg(
+        long,
+        env = "ADMIN_PASSWORD",
+        value_name = "ADMIN_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub admin_password: Secret,
 
     /// Keys of the server API under /api/server, comma-separated, each at least 16 characters (empty: the API is off).
     #[arg(
@@ -693,6 +716,7 @@ impl Config {
             ("WEBHOOK_URL", &self.webhook_url),
         ];
         for (key, url) in hooks {
+            let url = url.expose();
             if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 return bad(key, "must be an http:// or https:// URL");
             }
@@ -709,10 +733,22 @@ impl Config {
         if self.webhook_queue == 0 {
             return bad("WEBHOOK_QUEUE", "must be at least 1");
         }
+        if self.admin_username.is_empty() != self.admin_password.is_empty() {
+            return bad(
+                "ADMIN_PASSWORD",
+                "ADMIN_USERNAME and ADMIN_PASSWORD go together",
+            );
+        }
+        if !self.admin_password.is_empty() && self.admin_password.expose().len() < 12 {
+            return bad("ADMIN_PASSWORD", "must be at least 12 characters");
+        }
         // Keys themselves are read and parsed by the gate at startup.
         let has_key = !self.jwt_secret.is_empty() || !self.jwt_public_key_file.is_empty();
-        if self.auth_enabled && !has_key {
-            return bad("AUTH_ENABLED", "needs JWT_SECRET or JWT_PUBLIC_KEY_FILE");
+        if self.auth_enabled && !has_key && self.connect_hook_url.is_empty() {
+            return bad(
+                "AUTH_ENABLED",
+                "needs JWT_SECRET, JWT_PUBLIC_KEY_FILE or CONNECT_HOOK_URL",
+            );
         }
         if self.room_acl == RoomAcl::Claims && !has_key {
             return bad("ROOM_ACL", "claims needs JWT_SECRET or JWT_PUBLIC_KEY_FILE");

@@ -35,6 +35,7 @@ use crate::store::log::LogLocation;
 use crate::store::memory::MemoryPresence;
 use crate::store::redis::RedisPresence;
 use crate::transport::http;
+use crate::transport::socketio::admin::{self, AdminAccess, AdminFeed};
 use crate::transport::socketio::LinkDriver;
 use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::state::{AppState, LateDirectory, SocketDirectory};
@@ -303,6 +304,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
             send_buffer: config.send_buffer,
         },
         hooks: hooks.clone(),
+        admin: AdminAccess::new(&config.admin_username, &config.admin_password),
     };
     let (sio_layer, io) = socketio::configure(builder, settings, state.clone()).build_layer();
     state.directory.set(Arc::new(SioDirectory(io.clone())));
@@ -310,10 +312,26 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         .spawn();
     let sio_fanout = Arc::new(SioFanout::new(dropped));
     sio_fanout.attach(io.clone());
-    chat.set_fanouts(vec![
+    let mut fanouts = vec![
         sio_fanout as Arc<dyn LocalFanout>,
         hub.clone() as Arc<dyn LocalFanout>,
-    ]);
+    ];
+    if state.admin.is_some() {
+        io.ns(
+            admin::NAMESPACE,
+            admin::on_connect::<A>.with(admin::admit::<A>),
+        )
+        .spawn();
+        let feed = AdminFeed::start(
+            io.clone(),
+            bus.pod_id(),
+            state.clone(),
+            shutdown.child_token(),
+        );
+        fanouts.push(feed);
+        info!("admin UI namespace /admin is on");
+    }
+    chat.set_fanouts(fanouts);
 
     let (draining, tracker) = (state.draining.clone(), state.tracker.clone());
     let app = if config.demo_ui {

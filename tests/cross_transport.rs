@@ -55,7 +55,12 @@ async fn both_protocols_share_one_room_exactly_once_in_order() {
     }
 
     // Nothing extra arrived: a final marker from each protocol is the next thing seen.
-    raw_a.chat("end-raw").await;
+    // (Order holds per sender: the raw marker is stored before the socket.io one is sent.)
+    raw_a
+        .send_json(json!({ "type": "chat", "data": { "content": "end-raw", "request_id": "end" } }))
+        .await;
+    let stored = raw_a.recv_any_where(|v| v["data"]["reply"] == "chat").await;
+    assert_eq!(stored["data"]["status"], "ok", "{stored}");
     sio_ws.send(Some("r"), "end-sio").await;
     assert_eq!(
         sio_poll.next_event("message:new").await["data"]["content"],

@@ -147,10 +147,10 @@ fn hooked(base: &str, hooks: &[&str]) -> chatwire::config::Config {
     let url = format!("{base}/hook");
     for hook in hooks {
         match *hook {
-            "connect" => config.connect_hook_url = url.clone(),
-            "message" => config.message_hook_url = url.clone(),
-            "rpc" => config.rpc_hook_url = url.clone(),
-            "webhook" => config.webhook_url = url.clone(),
+            "connect" => config.connect_hook_url = url.clone().into(),
+            "message" => config.message_hook_url = url.clone().into(),
+            "rpc" => config.rpc_hook_url = url.clone().into(),
+            "webhook" => config.webhook_url = url.clone().into(),
             other => panic!("{other}"),
         }
     }
@@ -500,8 +500,8 @@ async fn a_backend_that_never_answers_costs_the_hooks_their_timeout_not_the_serv
     let (base, _seen) = backend().await;
     let mut config = test_config();
     config.hook_secret = SECRET.into();
-    config.rpc_hook_url = format!("{base}/hang");
-    config.webhook_url = format!("{base}/hang");
+    config.rpc_hook_url = format!("{base}/hang").into();
+    config.webhook_url = format!("{base}/hang").into();
     config.hook_timeout = Duration::from_secs(3);
     config.hook_concurrency = 8;
     let server = TestServer::start_with(config).await;

@@ -196,8 +196,9 @@ async fn log_rules(url: &str, reopen: bool) {
     }
 }
 
-/// The request keys' rules, on one backend at `url`: a key is held once, answers its
-/// result once settled, frees on release and after expiry.
+/// The request keys' rules, on one backend at `url`: a key is held once with its
+/// placeholder, answers its result once settled, is replaced by one of two contenders,
+/// frees on release and after expiry; and the log finds a message by id alone.
 async fn request_key_rules(url: &str) {
     let mut config = Config::defaults();
     config.database_url = url.into();
@@ -206,32 +207,62 @@ async fn request_key_rules(url: &str) {
         .expect("open database");
     let now = chatwire::chat::now_ms();
     let later = now + 600_000;
-    assert_eq!(keys.claim("k1", "f1", now, later).await, Ok(Claim::Fresh));
-    let pending = Claim::Pending {
+    let held = |result: &str| Claim::Done {
         fingerprint: "f1".into(),
+        result: result.into(),
     };
     assert_eq!(
-        keys.claim("k1", "f1", now, later).await,
-        Ok(pending.clone())
+        keys.claim("k1", "f1", "p1", now, later).await,
+        Ok(Claim::Fresh)
     );
-    assert_eq!(keys.claim("k1", "f2", now, later).await, Ok(pending));
+    assert_eq!(
+        keys.claim("k1", "f1", "p2", now, later).await,
+        Ok(held("p1"))
+    );
     keys.settle("k1", r#"{"id":1}"#).await.expect("settle");
     assert_eq!(
-        keys.claim("k1", "f1", now + 1, later).await,
-        Ok(Claim::Done {
-            fingerprint: "f1".into(),
-            result: r#"{"id":1}"#.into()
-        })
+        keys.claim("k1", "f2", "p3", now + 1, later).await,
+        Ok(held(r#"{"id":1}"#))
+    );
+    // Of two replacing the same result, one wins.
+    assert_eq!(
+        keys.replace("k1", r#"{"id":1}"#, "p4", later).await,
+        Ok(true)
+    );
+    assert_eq!(
+        keys.replace("k1", r#"{"id":1}"#, "p5", later).await,
+        Ok(false)
+    );
+    assert_eq!(
+        keys.claim("k1", "f1", "p6", now, later).await,
+        Ok(held("p4"))
     );
     // Expired: free again.
     assert_eq!(
-        keys.claim("k1", "f3", later, later + 10).await,
+        keys.claim("k1", "f3", "p7", later, later + 10).await,
         Ok(Claim::Fresh)
     );
     // Released: free again.
-    assert_eq!(keys.claim("k2", "f1", now, later).await, Ok(Claim::Fresh));
+    assert_eq!(
+        keys.claim("k2", "f1", "p1", now, later).await,
+        Ok(Claim::Fresh)
+    );
     keys.release("k2").await.expect("release");
-    assert_eq!(keys.claim("k2", "f1", now, later).await, Ok(Claim::Fresh));
+    assert_eq!(
+        keys.claim("k2", "f1", "p1", now, later).await,
+        Ok(Claim::Fresh)
+    );
+
+    let stored = log
+        .append(unstored("found", "ann", "by id"))
+        .await
+        .expect("append");
+    let found = log.find(stored.id).await.expect("find");
+    assert_eq!(
+        found.map(|m| m.data["content"].clone()),
+        Some(json!("by id"))
+    );
+    assert_eq!(log.find(uuid::Uuid::now_v7()).await, Ok(None));
     log.drain().await;
 }
 

@@ -113,7 +113,10 @@ impl Bus for MemoryBus {
         format!("pod-{}", self.id)
     }
 
-    fn ask_connections<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+    fn ask_connections<'a>(
+        &'a self,
+        user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Asked, BusError>> {
         let others: Vec<(usize, Arc<dyn Inbound>)> = self
             .hub
             .lock()

@@ -22,6 +22,43 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// How long after its key was taken a message is surely stored or failed: a repeat
+/// before then gets CONFLICT, after it the log is asked.
+pub const SETTLED_WITHIN: Duration = Duration::from_secs(30);
+
+/// What a key holds while its message is on its way: the message's id, and when the
+/// outcome is surely known.
+struct Marker {
+    id: Uuid,
+    settled_by: u64,
+}
+
+impl Marker {
+    fn for_message(id: Uuid, now: u64) -> Self {
+        Self {
+            id,
+            settled_by: now + SETTLED_WITHIN.as_millis() as u64,
+        }
+    }
+
+    fn parse(held: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(held).ok()?;
+        let pending = value.get("pending")?;
+        Some(Self {
+            id: Uuid::parse_str(pending.get("id")?.as_str()?).ok()?,
+            settled_by: pending.get("settled_by")?.as_u64()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value =
+            serde_json::json!({ "pending": { "id": self.id, "settled_by": self.settled_by } });
+        write!(f, "{value}")
+    }
+}
+
 /// Longest reason shown to a removed or disconnected user.
 pub const MAX_REASON: usize = 256;
 
@@ -54,6 +91,12 @@ impl ChatService {
     /// delivered like a user's message, to members of both transports on every pod.
     /// Membership and room rules do not apply; size and content rules do.
     pub fn publish(&self, publication: Publication) -> Result<Posted, ChatError> {
+        let entry = self.prepare(publication)?;
+        Ok(self.queue(entry, None))
+    }
+
+    /// Checks `publication` and makes its message (with its id).
+    fn prepare(&self, publication: Publication) -> Result<Unstored, ChatError> {
         let Publication {
             room,
             kind,
@@ -86,19 +129,22 @@ impl ChatService {
         if size > limit {
             return Err(ChatError::TooLarge { size, limit });
         }
-        Ok(self.queue(
-            Unstored {
-                message,
-                sender_name: name,
-                origin: None,
-            },
-            None,
-        ))
+        Ok(Unstored {
+            message,
+            sender_name: name,
+            origin: None,
+        })
     }
 
     /// [`ChatService::publish`] at most once per `key` within [`IDEMPOTENCY_WINDOW`],
     /// across pods: a repeat gets the first one's message. `fingerprint` names the
     /// request; a key reused for another request is refused.
+    ///
+    /// The key holds the id of the message it publishes from the start. A repeat while
+    /// that message may still be on its way to the log gets CONFLICT; later, the log is
+    /// asked: the message is there (the repeat gets it), or it never was stored (the
+    /// repeat publishes, and of two such repeats one wins the key). So a failure whose
+    /// outcome is unknown (a commit timeout) never leads to a second copy.
     pub async fn publish_once(
         &self,
         key: &str,
@@ -110,46 +156,60 @@ impl ChatService {
                 "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters"
             )));
         }
+        let entry = self.prepare(publication)?;
         let now = now_ms();
         let expires = now + IDEMPOTENCY_WINDOW.as_millis() as u64;
+        let marker = Marker::for_message(entry.message.id, now).to_string();
         let reused = || ChatError::invalid("this Idempotency-Key was used for a different request");
-        match self.keys.claim(key, fingerprint, now, expires).await? {
-            Claim::Fresh => {}
-            Claim::Pending { fingerprint: held } if held != fingerprint => return Err(reused()),
-            Claim::Pending { .. } => {
-                return Err(ChatError::Conflict(
-                    "a request with this Idempotency-Key is still running; retry later".into(),
-                ))
-            }
+        let running = || {
+            ChatError::Conflict(
+                "a request with this Idempotency-Key is still running; retry later".into(),
+            )
+        };
+        let held = match self
+            .keys
+            .claim(key, fingerprint, &marker, now, expires)
+            .await?
+        {
+            Claim::Fresh => return self.publish_keyed(key, entry).await,
+            Claim::Pending { .. } => return Err(running()),
             Claim::Done {
                 fingerprint: held, ..
             } if held != fingerprint => return Err(reused()),
-            Claim::Done { result, .. } => {
-                return serde_json::from_str(&result)
-                    .map(Published::Before)
-                    .map_err(|e| ChatError::Internal(format!("unreadable stored result: {e}")));
-            }
-        }
-        let outcome = match self.publish(publication) {
-            Ok(posted) => posted.stored().await,
-            Err(e) => Err(e),
+            Claim::Done { result, .. } => result,
         };
-        match outcome {
-            Ok(accepted) => {
-                let result = accepted.message.to_json();
-                if let Err(e) = self.keys.settle(key, &result).await {
-                    // The key stays held until it expires: repeats get CONFLICT, never a
-                    // second copy.
-                    tracing::warn!(error = %e, "idempotency key not settled");
-                }
-                Ok(Published::Now(accepted))
-            }
-            Err(e) => {
-                if let Err(release) = self.keys.release(key).await {
-                    tracing::warn!(error = %release, "idempotency key not released");
-                }
-                Err(e)
-            }
+        let Some(earlier) = Marker::parse(&held) else {
+            return serde_json::from_str(&held)
+                .map(Published::Before)
+                .map_err(|e| ChatError::Internal(format!("unreadable stored result: {e}")));
+        };
+        if now < earlier.settled_by {
+            return Err(running());
+        }
+        if let Some(message) = self.log.find(earlier.id).await? {
+            self.settle_key(key, &message.to_json()).await;
+            return Ok(Published::Before(message));
+        }
+        // Never stored: this repeat publishes, unless another one took the key first.
+        if self.keys.replace(key, &held, &marker, expires).await? {
+            self.publish_keyed(key, entry).await
+        } else {
+            Err(running())
+        }
+    }
+
+    /// Publishes `entry` for the request holding `key`, recording its result; after a
+    /// failure the key keeps its marker (see [`ChatService::publish_once`]).
+    async fn publish_keyed(&self, key: &str, entry: Unstored) -> Result<Published, ChatError> {
+        let accepted = self.queue(entry, None).stored().await?;
+        self.settle_key(key, &accepted.message.to_json()).await;
+        Ok(Published::Now(accepted))
+    }
+
+    async fn settle_key(&self, key: &str, result: &str) {
+        if let Err(e) = self.keys.settle(key, result).await {
+            // The marker stays: a repeat finds the message in the log.
+            tracing::warn!(error = %e, "idempotency key not settled");
         }
     }
 
@@ -189,6 +249,28 @@ impl ChatService {
             }
             chat.disconnect(&conn);
         }
+    }
+
+    /// Emits socket.io event `event(args)` to the connections `selection` chooses, on
+    /// every pod (raw clients: a `notification`); not stored.
+    pub fn emit_everywhere(
+        &self,
+        selection: Selection,
+        event: String,
+        args: Vec<serde_json::Value>,
+    ) -> Receipt {
+        let event = ChatEvent::Emitted {
+            selection,
+            event,
+            args,
+            volatile: false,
+        };
+        self.emit(event, None)
+    }
+
+    /// Applies `command` to the connections `selection` chooses, on every pod.
+    pub fn command_everywhere(&self, selection: Selection, command: RoomsCommand) -> Receipt {
+        self.emit(ChatEvent::Command { selection, command }, None)
     }
 
     /// Applies a command of the backend to this pod's connections `selection` chooses:
@@ -306,9 +388,9 @@ impl ChatService {
         Ok(self.log.page(room, before, limit).await?)
     }
 
-    /// `user`'s connections on every pod (this one first); `complete` is false when a
-    /// pod did not answer in time.
-    pub async fn user_connections(&self, user: &str) -> Result<Asked, ChatError> {
+    /// `user`'s connections on every pod (everyone's, up to 5000 a pod, when `None`;
+    /// this pod first); `complete` is false when a pod did not answer in time.
+    pub async fn user_connections(&self, user: Option<&str>) -> Result<Asked, ChatError> {
         let mut asked =
             self.bus
                 .ask_connections(user)
@@ -321,7 +403,9 @@ impl ChatService {
             0,
             PodConnections {
                 pod: self.bus.pod_id(),
-                connections: self.membership().connections_of_user(user),
+                connections: self
+                    .membership()
+                    .connections_of_user(user, super::ports::MAX_LISTED_CONNECTIONS),
             },
         );
         Ok(asked)

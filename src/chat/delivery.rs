@@ -94,4 +94,10 @@ pub trait LocalFanout: Send + Sync + 'static {
     /// Tells `conn` (of `transport`) alone `notice`, then ends the connection (the
     /// application's backend disconnected its user).
     fn end(&self, _conn: &ConnId, _transport: Transport, _notice: &Delivery) {}
+
+    /// `conn` (of `transport`, for `user`) connected.
+    fn connected(&self, _conn: &ConnId, _transport: Transport, _user: &str) {}
+
+    /// `conn` (of `transport`) is gone.
+    fn disconnected(&self, _conn: &ConnId, _transport: Transport) {}
 }

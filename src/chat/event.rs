@@ -94,6 +94,14 @@ pub enum ChatEvent {
         /// Whether it may be dropped under load.
         volatile: bool,
     },
+    /// An operator's command (the admin UI) to the connections `selection` chooses, on
+    /// every pod: each pod applies it to its own. Never delivered to anyone.
+    Command {
+        /// Which connections.
+        selection: Selection,
+        /// What they do.
+        command: super::RoomsCommand,
+    },
     /// The application's backend ended every connection of a user, on every pod. Never
     /// delivered to a room: each pod tells the user's own connections (`session:ended`)
     /// and closes them.
@@ -115,7 +123,7 @@ impl ChatEvent {
             | Self::Presence { room, .. }
             | Self::Typing { room, .. }
             | Self::Removed { room, .. } => Some(room),
-            Self::Ended { .. } | Self::Emitted { .. } => None,
+            Self::Ended { .. } | Self::Emitted { .. } | Self::Command { .. } => None,
         }
     }
 
@@ -130,6 +138,7 @@ impl ChatEvent {
             Self::Removed { .. } => "removed",
             Self::Ended { .. } => "ended",
             Self::Emitted { .. } => "emitted",
+            Self::Command { .. } => "command",
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Departed {
 pub struct UserConnection {
     /// The connection (socket.io sid or raw client id).
     pub conn: String,
+    /// Its user.
+    #[serde(default)]
+    pub user: String,
     /// Its transport.
     pub transport: Transport,
     /// The rooms it is in, sorted.
@@ -150,9 +153,12 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn matches(&self, conn_rooms: &HashSet<RoomName>) -> bool {
-        (self.rooms.is_empty() || self.rooms.iter().any(|r| conn_rooms.contains(r)))
-            && !self.except.iter().any(|r| conn_rooms.contains(r))
+    /// Whether connection `id`, in `conn_rooms`, is chosen. As in socket.io, a
+    /// connection is also in the room named by its own id.
+    fn matches(&self, id: &ConnId, conn_rooms: &HashSet<RoomName>) -> bool {
+        let in_room = |r: &RoomName| conn_rooms.contains(r) || r.as_str() == id.as_str();
+        (self.rooms.is_empty() || self.rooms.iter().any(in_room))
+            && !self.except.iter().any(in_room)
     }
 }
 
@@ -188,7 +194,7 @@ impl Recipients<'_> {
             }
             Target::Selected(selection) => {
                 for (conn, c) in &self.inner.conns {
-                    if c.transport == transport && selection.matches(&c.rooms) {
+                    if c.transport == transport && selection.matches(conn, &c.rooms) {
                         f(conn, c.mailbox.as_ref());
                     }
                 }
@@ -205,8 +211,8 @@ impl Recipients<'_> {
             Target::Selected(selection) => self
                 .inner
                 .conns
-                .values()
-                .filter(|c| selection.matches(&c.rooms))
+                .iter()
+                .filter(|(id, c)| selection.matches(id, &c.rooms))
                 .count(),
         }
     }
@@ -230,7 +236,7 @@ impl Recipients<'_> {
                 .inner
                 .conns
                 .get(conn)
-                .is_some_and(|c| selection.matches(&c.rooms)),
+                .is_some_and(|c| selection.matches(conn, &c.rooms)),
         }
     }
 }
@@ -308,7 +314,7 @@ impl Membership {
         self.read()
             .conns
             .iter()
-            .filter(|(_, c)| selection.matches(&c.rooms))
+            .filter(|(id, c)| selection.matches(id, &c.rooms))
             .map(|(id, c)| (id.clone(), c.user.clone(), c.transport))
             .collect()
     }
@@ -337,18 +343,21 @@ impl Membership {
         })
     }
 
-    /// Every connection of `user` here, with its transport and rooms.
-    pub fn connections_of_user(&self, user: &str) -> Vec<UserConnection> {
+    /// Every connection of `user` here (of everyone when `None`, at most `limit`), with
+    /// its transport and rooms.
+    pub fn connections_of_user(&self, user: Option<&str>, limit: usize) -> Vec<UserConnection> {
         let inner = self.read();
         let mut found: Vec<UserConnection> = inner
             .conns
             .iter()
-            .filter(|(_, c)| c.user == user)
+            .filter(|(_, c)| user.is_none_or(|u| c.user == u))
+            .take(limit)
             .map(|(id, c)| {
                 let mut rooms: Vec<RoomName> = c.rooms.iter().cloned().collect();
                 rooms.sort();
                 UserConnection {
                     conn: id.to_string(),
+                    user: c.user.clone(),
                     transport: c.transport,
                     rooms,
                 }

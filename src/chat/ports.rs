@@ -158,9 +158,13 @@ pub trait Bus: Send + Sync + 'static {
         LOCAL_POD.to_owned()
     }
 
-    /// Asks every other pod which connections `user` has there; the answers that came
-    /// within the bus's timeout (a pod that did not answer in time is left out).
-    fn ask_connections<'a>(&'a self, _user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+    /// Asks every other pod which connections `user` has there (every connection, up to
+    /// [`MAX_LISTED_CONNECTIONS`] a pod, when `None`); the answers that came within the
+    /// bus's timeout (a pod that did not answer in time is left out).
+    fn ask_connections<'a>(
+        &'a self,
+        _user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Asked, BusError>> {
         // No other pod to ask: nobody is missing.
         Box::pin(std::future::ready(Ok(Asked {
             answers: Vec::new(),
@@ -168,6 +172,9 @@ pub trait Bus: Send + Sync + 'static {
         })))
     }
 }
+
+/// Connections one pod lists at most when asked for all of them.
+pub const MAX_LISTED_CONNECTIONS: usize = 5000;
 
 /// The pod id of a single node.
 pub const LOCAL_POD: &str = "local";
@@ -196,8 +203,9 @@ pub trait Inbound: Send + Sync + 'static {
     /// Delivers another pod's event to this pod's members, in the order received.
     fn deliver(&self, delivery: &Delivery);
 
-    /// This pod's connections of `user`, for another pod's question.
-    fn connections_of(&self, user: &str) -> Vec<UserConnection>;
+    /// This pod's connections of `user` (everyone's when `None`), for another pod's
+    /// question.
+    fn connections_of(&self, user: Option<&str>) -> Vec<UserConnection>;
 
     /// Applies a command of the application's backend (the socket.io Redis emitter's
     /// `socketsJoin`, `socketsLeave`, `disconnectSockets`) to this pod's connections
@@ -206,7 +214,8 @@ pub trait Inbound: Send + Sync + 'static {
 }
 
 /// What the backend asks of the connections a selection chooses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "do", content = "rooms", rename_all = "snake_case")]
 pub enum RoomsCommand {
     /// Join these rooms.
     Join(Vec<RoomName>),
@@ -354,6 +363,9 @@ pub trait MessageLog: Send + Sync + 'static {
     /// The oldest kept and the last given offset of `room`.
     fn bounds<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<RoomBounds, StoreError>>;
 
+    /// The message with id `id`, in any room (global messages included), if it is kept.
+    fn find(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Message>, StoreError>>;
+
     /// The offset of `at` in `room`, if that message is kept.
     fn offset_of<'a>(
         &'a self,
@@ -420,12 +432,14 @@ pub enum Claim {
 /// Keys of requests that take effect once (the server API's `Idempotency-Key`), shared
 /// by every pod that shares the log.
 pub trait RequestKeys: Send + Sync + 'static {
-    /// Holds `key` for a request with `fingerprint` until `expires_ms` (Unix ms), unless
-    /// an unexpired request holds it at `now_ms`; what was found.
+    /// Holds `key` for a request with `fingerprint` until `expires_ms` (Unix ms), with
+    /// `result` recorded at once (a placeholder the request replaces), unless an
+    /// unexpired request holds it at `now_ms`; what was found.
     fn claim<'a>(
         &'a self,
         key: &'a str,
         fingerprint: &'a str,
+        result: &'a str,
         now_ms: u64,
         expires_ms: u64,
     ) -> BoxFuture<'a, Result<Claim, StoreError>>;
@@ -433,6 +447,16 @@ pub trait RequestKeys: Send + Sync + 'static {
     /// Records `result` for the request holding `key`.
     fn settle<'a>(&'a self, key: &'a str, result: &'a str)
         -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Replaces `key`'s result `old` with `new` (expiring at `expires_ms`) if it is still
+    /// `old`; whether it was (of two requests replacing the same result, one wins).
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        old: &'a str,
+        new: &'a str,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Lets go of `key` (its request failed; a retry may run).
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -518,6 +542,8 @@ pub struct Draft {
     pub user: UserRef,
     /// Its text.
     pub content: String,
+    /// For an edit: the id of the message it changes.
+    pub edit: Option<Uuid>,
 }
 
 /// What the backend says of a [`Draft`].

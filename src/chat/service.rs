@@ -204,15 +204,18 @@ impl ChatService {
         };
         // What the chat would refuse anyway is refused without asking.
         self.check_content(&content)?;
-        if let Some(room) = &room {
-            if !self.membership.is_member(&sender.conn, room) {
+        match &room {
+            Some(room) if !self.membership.is_member(&sender.conn, room) => {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));
             }
+            Some(_) => {}
+            None => sender.may_post_global()?,
         }
         let draft = Draft {
             room: room.clone(),
             user: sender.user_ref(),
             content,
+            edit: None,
         };
         let content = draft.content.clone();
         match filter.check(draft).await? {
@@ -263,6 +266,9 @@ impl ChatService {
             mailbox,
         );
         metrics::connected(transport);
+        for fanout in self.fanouts() {
+            fanout.connected(&sender.conn, transport, &sender.user);
+        }
     }
 
     /// Adds the connection to `room` if its identity may join it. The receipt settles
@@ -347,6 +353,9 @@ impl ChatService {
             return;
         };
         metrics::disconnected(departed.transport);
+        for fanout in self.fanouts() {
+            fanout.disconnected(conn, departed.transport);
+        }
         for (room, interest) in departed.rooms {
             for fanout in self.fanouts() {
                 fanout.left(conn, departed.transport, &room);
@@ -459,6 +468,12 @@ impl ChatService {
     pub fn deliver_local(&self, delivery: &Delivery) {
         match &*delivery.event {
             ChatEvent::Ended { user, .. } => return self.end_local(user, delivery),
+            ChatEvent::Command { selection, command } => {
+                if let Some(chat) = self.me.upgrade() {
+                    chat.apply(selection, command);
+                }
+                return;
+            }
             ChatEvent::Emitted { selection, .. } => {
                 let _order = self.global.lock().unwrap_or_else(|e| e.into_inner());
                 let recipients = self.membership.selected(selection);
@@ -544,6 +559,23 @@ impl ChatService {
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
         sender.may_join(room)?;
+        let content = match self.filter.get() {
+            None => content,
+            Some(filter) => {
+                let draft = Draft {
+                    room: Some(room.clone()),
+                    user: sender.user_ref(),
+                    content,
+                    edit: Some(id),
+                };
+                let content = draft.content.clone();
+                match filter.check(draft).await? {
+                    Verdict::Allow => content,
+                    Verdict::Replace(replaced) => replaced,
+                    Verdict::Refuse(e) => return Err(e),
+                }
+            }
+        };
         let message = self.log.edit(room, id, Some(&sender.user), content).await?;
         self.observe(|| Happened::Edited(message.clone()));
         drop(self.emit(
@@ -644,8 +676,9 @@ impl Inbound for ChatService {
         self.sequenced(delivery);
     }
 
-    fn connections_of(&self, user: &str) -> Vec<super::UserConnection> {
-        self.membership.connections_of_user(user)
+    fn connections_of(&self, user: Option<&str>) -> Vec<super::UserConnection> {
+        let limit = super::ports::MAX_LISTED_CONNECTIONS;
+        self.membership.connections_of_user(user, limit)
     }
 
     fn command(&self, selection: &super::Selection, command: &super::RoomsCommand) {

@@ -77,10 +77,10 @@ impl Gate {
             })?)
         };
         let has_key = !config.jwt_secret.is_empty() || pem.is_some();
-        if config.auth_enabled && !has_key {
+        if config.auth_enabled && !has_key && config.connect_hook_url.is_empty() {
             return Err((
                 "AUTH_ENABLED",
-                "needs JWT_SECRET or JWT_PUBLIC_KEY_FILE".into(),
+                "needs JWT_SECRET, JWT_PUBLIC_KEY_FILE or CONNECT_HOOK_URL".into(),
             ));
         }
         if config.room_acl == RoomAcl::Claims && !has_key {

@@ -21,6 +21,9 @@ pub const HOOK_HEADER: &str = "x-chatwire-hook";
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-chatwire-signature";
 
+/// Largest answer read from the backend; a longer one is invalid.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// How long a client refused because the backend did not answer should wait.
 pub const HOOK_RETRY_AFTER_MS: u64 = 1000;
 
@@ -52,10 +55,15 @@ impl HookError {
         }
     }
 
-    /// The error a client sees when its request depended on this call.
+    /// The error a client sees when its request depended on this call (what an invalid
+    /// answer said stays in the server's log).
     pub fn to_client(&self, hook: &str) -> ChatError {
+        let what = match self {
+            Self::Invalid(_) => "the backend's answer is not valid".to_owned(),
+            other => other.to_string(),
+        };
         ChatError::Unavailable {
-            reason: format!("the {hook} hook failed: {self}"),
+            reason: format!("the {hook} hook failed: {what}"),
             retry_after_ms: HOOK_RETRY_AFTER_MS,
         }
     }
@@ -96,6 +104,9 @@ impl HookClient {
     /// calls in flight.
     pub fn new(secret: Secret, timeout: Duration, concurrency: usize) -> Result<Self, String> {
         let http = reqwest::Client::builder()
+            // A redirect would turn a POST into a GET without the body, or send the
+            // signed body elsewhere: a 3xx is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(concurrency)
@@ -117,8 +128,19 @@ impl HookClient {
         url: &str,
         body: &Value,
     ) -> Result<Value, HookError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| HookError::Invalid(e.to_string()))?;
+        self.call_bytes(hook, url, bytes).await
+    }
+
+    /// [`HookClient::call`] with a body already encoded.
+    pub async fn call_bytes(
+        &self,
+        hook: &'static str,
+        url: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, HookError> {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.call_inner(hook, url, body))
+        let result = tokio::time::timeout(self.timeout, self.call_inner(hook, url, bytes))
             .await
             .unwrap_or(Err(HookError::Timeout));
         let outcome = match &result {
@@ -136,14 +158,13 @@ impl HookClient {
         &self,
         hook: &'static str,
         url: &str,
-        body: &Value,
+        bytes: Vec<u8>,
     ) -> Result<Value, HookError> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| HookError::Unreachable)?;
-        let bytes = serde_json::to_vec(body).map_err(|e| HookError::Invalid(e.to_string()))?;
         let signed = signature(
             self.secret.expose().as_bytes(),
             crate::gate::unix_now(),
@@ -169,13 +190,27 @@ impl HookClient {
         if !status.is_success() {
             return Err(HookError::Status(status.as_u16()));
         }
-        let text = response.bytes().await.map_err(|e| {
+        let too_long = || HookError::Invalid(format!("longer than {MAX_ANSWER_BYTES} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_long());
+        }
+        let mut response = response;
+        let mut text = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
             if e.is_timeout() {
                 HookError::Timeout
             } else {
                 HookError::Unreachable
             }
-        })?;
+        })? {
+            if text.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_long());
+            }
+            text.extend_from_slice(&chunk);
+        }
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::chat::{ChatError, Draft, MessageFilter, Observer, RoomPattern, Sender, Verdict};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use client::{HookClient, HookError};
 
 /// Longest display name or user id a hook may give.
@@ -106,29 +106,39 @@ impl Hooks {
         if urls.iter().all(|u| u.is_empty()) {
             return Ok(Self::default());
         }
-        let client = HookClient::new(
-            config.hook_secret.clone(),
-            config.hook_timeout,
-            config.hook_concurrency,
-        )
-        .map_err(|e| ("HOOK_TIMEOUT", e))?;
-        let hook = |url: &String| {
-            (!url.is_empty()).then(|| Hook {
-                client: client.clone(),
-                url: Arc::from(url.as_str()),
-            })
+        // Each hook has calls of its own: a flood of slow RPCs never holds up logins or
+        // messages.
+        let client = || {
+            HookClient::new(
+                config.hook_secret.clone(),
+                config.hook_timeout,
+                config.hook_concurrency,
+            )
+            .map_err(|e| ("HOOK_TIMEOUT", e))
+        };
+        let hook = |url: &Secret| -> Result<Option<Hook>, (&'static str, String)> {
+            if url.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Hook {
+                client: client()?,
+                url: Arc::from(url.expose()),
+            }))
+        };
+        let webhooks = if config.webhook_url.is_empty() {
+            None
+        } else {
+            Some(webhooks::Webhooks::start(
+                client()?,
+                config.webhook_url.expose().to_owned(),
+                config.webhook_queue,
+            ))
         };
         Ok(Self {
-            connect: hook(&config.connect_hook_url),
-            message: hook(&config.message_hook_url),
-            rpc: hook(&config.rpc_hook_url),
-            webhooks: (!config.webhook_url.is_empty()).then(|| {
-                webhooks::Webhooks::start(
-                    client.clone(),
-                    config.webhook_url.clone(),
-                    config.webhook_queue,
-                )
-            }),
+            connect: hook(&config.connect_hook_url)?,
+            message: hook(&config.message_hook_url)?,
+            rpc: hook(&config.rpc_hook_url)?,
+            webhooks,
         })
     }
 
@@ -200,9 +210,12 @@ impl Hooks {
                     .name
                     .filter(|n| !n.is_empty())
                     .map(|n| crate::chat::excerpt(&n, MAX_ID_LEN).to_owned());
+                // Room grants stay as for a token without claims: every room under
+                // ROOM_ACL=none, none under claims unless the answer names them.
                 sender.anonymous = false;
-                sender.may_post_globally = true;
-                sender.allowed_rooms = None;
+                if sender.allowed_rooms.is_none() {
+                    sender.may_post_globally = true;
+                }
             }
             Some(_) => {
                 return Err(
@@ -272,9 +285,7 @@ impl Hooks {
                 Ok(fields.remove("result").unwrap_or(Value::Null))
             }
             Value::Null => Ok(Value::Null),
-            other => {
-                Err(HookError::Invalid(format!("expected an object, got {other}")).to_client("rpc"))
-            }
+            _ => Err(HookError::Invalid("expected an object".into()).to_client("rpc")),
         }
     }
 }
@@ -301,6 +312,7 @@ impl MessageFilter for MessageHook {
                 "room": draft.room,
                 "user": draft.user,
                 "content": draft.content,
+                "edit": draft.edit,
             });
             let answer = hook
                 .call("message", &body)

@@ -1,37 +1,52 @@
 //! Event webhooks: what happened in the chat (message stored, edited, deleted; user
 //! joined, left a room), POSTed to WEBHOOK_URL as `{"events":[...]}` in batches of up
-//! to [`BATCH`], at least once: a batch the backend did not take (error, timeout) is
-//! sent again with backoff until it does. Events wait in a bounded queue
-//! (WEBHOOK_QUEUE); when it is full, new events are dropped and counted. Each event has
+//! to [`BATCH`] events and [`BATCH_BYTES`], at least once: a batch the backend did not
+//! take (a 5xx, 408, 429, no answer in time) is sent again with backoff until it is; one
+//! it refuses for good (another 4xx) is dropped, counted and logged, and the next goes.
+//! Events wait in a queue bounded in count (WEBHOOK_QUEUE) and bytes
+//! ([`QUEUE_BYTES`]); when it is full, new events are dropped and counted. Each event has
 //! an `id` (UUID v7) for the backend to drop repeats.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::client::HookClient;
+use super::client::{HookClient, HookError};
 use crate::chat::{now_rfc3339, Happened, Observer};
 use crate::telemetry::metrics;
 
 /// Events sent in one request, at most.
 pub const BATCH: usize = 100;
+/// Bytes of events sent in one request, at most (a single larger event goes alone).
+pub const BATCH_BYTES: usize = 256 * 1024;
+/// Bytes of events waiting, at most.
+pub const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// The first wait before a failed batch is sent again; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+#[derive(Default)]
+struct Waiting {
+    /// Each event's JSON, oldest first.
+    events: VecDeque<String>,
+    /// Their bytes.
+    bytes: usize,
+    /// Events taken for the request in flight.
+    in_flight: usize,
+}
+
 struct Queue {
-    events: Mutex<VecDeque<Value>>,
+    waiting: Mutex<Waiting>,
     capacity: usize,
     ready: Notify,
-    /// Set once the queue is empty and nothing is in flight.
+    /// Notified whenever the queue is empty and nothing is in flight.
     idle: Notify,
-    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// The webhook sender: a queue and the task that empties it. Cheap to clone.
@@ -42,7 +57,7 @@ pub struct Webhooks {
 }
 
 /// The JSON of one event.
-fn event_json(happened: Happened) -> Value {
+fn event_json(happened: Happened) -> String {
     let (kind, data) = match happened {
         Happened::Stored(message) => ("message.stored", json!({ "message": message })),
         Happened::Edited(message) => ("message.edited", json!({ "message": message })),
@@ -50,18 +65,17 @@ fn event_json(happened: Happened) -> Value {
         Happened::Joined { room, user } => ("room.joined", json!({ "room": room, "user": user })),
         Happened::Left { room, user } => ("room.left", json!({ "room": room, "user": user })),
     };
-    json!({ "id": Uuid::now_v7(), "type": kind, "time": now_rfc3339(), "data": data })
+    json!({ "id": Uuid::now_v7(), "type": kind, "time": now_rfc3339(), "data": data }).to_string()
 }
 
 impl Webhooks {
     /// Starts the sender to `url` with a queue of `capacity` events.
     pub fn start(client: HookClient, url: String, capacity: usize) -> Self {
         let queue = Arc::new(Queue {
-            events: Mutex::new(VecDeque::new()),
+            waiting: Mutex::default(),
             capacity: capacity.max(1),
             ready: Notify::new(),
             idle: Notify::new(),
-            in_flight: Default::default(),
         });
         let stop = CancellationToken::new();
         tokio::spawn(send_loop(queue.clone(), client, url, stop.clone()));
@@ -75,73 +89,114 @@ impl Webhooks {
         let done = async {
             loop {
                 let idle = self.queue.idle.notified();
-                if self.queue.lock().is_empty()
-                    && self
-                        .queue
-                        .in_flight
-                        .load(std::sync::atomic::Ordering::Acquire)
-                        == 0
                 {
-                    return;
+                    let waiting = self.queue.lock();
+                    if waiting.events.is_empty() && waiting.in_flight == 0 {
+                        return;
+                    }
                 }
                 idle.await;
             }
         };
         if tokio::time::timeout(limit, done).await.is_err() {
-            let left = self.queue.lock().len();
+            let waiting = self.queue.lock();
+            let left = waiting.events.len() + waiting.in_flight;
             tracing::warn!(left, "webhook events not delivered before shutdown");
         }
     }
 }
 
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Value>> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next batch (marked in flight), or none.
+    fn take(&self) -> Vec<String> {
+        let mut waiting = self.lock();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = waiting.events.front() {
+            if batch.len() == BATCH || (!batch.is_empty() && bytes + next.len() > BATCH_BYTES) {
+                break;
+            }
+            bytes += next.len();
+            if let Some(event) = waiting.events.pop_front() {
+                batch.push(event);
+            }
+        }
+        waiting.bytes -= bytes;
+        waiting.in_flight = batch.len();
+        batch
+    }
+
+    fn done(&self) {
+        let mut waiting = self.lock();
+        waiting.in_flight = 0;
+        if waiting.events.is_empty() {
+            self.idle.notify_waiters();
+        }
     }
 }
 
 impl Observer for Webhooks {
     fn observe(&self, happened: Happened) {
-        let mut events = self.queue.lock();
-        if events.len() >= self.queue.capacity {
-            drop(events);
+        let event = event_json(happened);
+        let mut waiting = self.queue.lock();
+        if waiting.events.len() >= self.queue.capacity || waiting.bytes + event.len() > QUEUE_BYTES
+        {
+            drop(waiting);
             metrics::webhook_events("dropped", 1);
             return;
         }
-        events.push_back(event_json(happened));
-        drop(events);
+        waiting.bytes += event.len();
+        waiting.events.push_back(event);
+        drop(waiting);
         self.queue.ready.notify_one();
     }
 }
 
+/// Whether the backend refused a batch for good: a 4xx but 408 and 429.
+fn refused_for_good(e: &HookError) -> bool {
+    matches!(e, HookError::Status(code) if (400..500).contains(code) && *code != 408 && *code != 429)
+}
+
 /// Sends batches until `stop`.
 async fn send_loop(queue: Arc<Queue>, client: HookClient, url: String, stop: CancellationToken) {
-    use std::sync::atomic::Ordering;
     loop {
         let ready = queue.ready.notified();
-        let batch: Vec<Value> = {
-            let mut events = queue.lock();
-            let n = events.len().min(BATCH);
-            events.drain(..n).collect()
-        };
+        let batch = queue.take();
         if batch.is_empty() {
-            queue.idle.notify_waiters();
+            queue.done();
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = ready => continue,
             }
         }
-        queue.in_flight.store(batch.len(), Ordering::Release);
-        let body = json!({ "events": batch });
+        let mut body = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum::<usize>() + 12);
+        body.extend_from_slice(b"{\"events\":[");
+        for (i, event) in batch.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(event.as_bytes());
+        }
+        body.extend_from_slice(b"]}");
+        let n = batch.len() as u64;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            match client.call("webhook", &url, &body).await {
+            match client.call_bytes("webhook", &url, body.clone()).await {
                 Ok(_) => {
-                    metrics::webhook_events("sent", batch.len() as u64);
+                    metrics::webhook_events("sent", n);
+                    break;
+                }
+                Err(e) if refused_for_good(&e) => {
+                    metrics::webhook_events("dropped", n);
+                    tracing::warn!(error = %e, events = n, "webhook batch refused; dropped");
                     break;
                 }
                 Err(e) => {
-                    metrics::webhook_events("failed", batch.len() as u64);
+                    metrics::webhook_events("failed", n);
                     tracing::debug!(error = %e, retry_in = ?backoff, "webhook batch not taken");
                     tokio::select! {
                         () = stop.cancelled() => return,
@@ -151,6 +206,6 @@ async fn send_loop(queue: Arc<Queue>, client: HookClient, url: String, stop: Can
                 }
             }
         }
-        queue.in_flight.store(0, Ordering::Release);
+        queue.done();
     }
 }

@@ -205,11 +205,14 @@ async fn publish(
             return Ok::<_, ChatError>(Json(accepted_with_room(accepted).await).into_response());
         };
         let fingerprint = hex::encode(Sha256::digest(&body));
-        match ctx
-            .chat
-            .publish_once(key, &fingerprint, publication)
-            .await?
-        {
+        // In a task of its own: a caller that hangs up does not stop the publish halfway.
+        let (chat, key) = (ctx.chat.clone(), key.to_owned());
+        let once =
+            tokio::spawn(async move { chat.publish_once(&key, &fingerprint, publication).await });
+        let published = once
+            .await
+            .map_err(|e| ChatError::Internal(format!("publish task failed: {e}")))??;
+        match published {
             Published::Now(accepted) => {
                 Ok(Json(accepted_with_room(accepted).await).into_response())
             }
@@ -451,7 +454,7 @@ async fn connections(
     _: Backend,
     Path(user): Path<String>,
 ) -> Response {
-    match ctx.chat.user_connections(&user).await {
+    match ctx.chat.user_connections(Some(&user)).await {
         Ok(asked) => {
             let connections: Vec<Value> = asked
                 .answers

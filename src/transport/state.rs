@@ -13,6 +13,7 @@ use super::ws::{WsHub, WsSettings};
 use crate::chat::{Bus, ChatService};
 use crate::gate::Gate;
 use crate::hooks::Hooks;
+use crate::transport::socketio::admin::AdminAccess;
 
 /// Cluster-wide socket.io listing (served by the socket.io side through its adapter).
 pub trait SocketDirectory: Send + Sync + 'static {
@@ -64,6 +65,8 @@ pub struct AppState {
     pub ws_settings: WsSettings,
     /// The application's backend: connect and RPC hooks.
     pub hooks: Hooks,
+    /// The operator's access to the `/admin` namespace (none: off).
+    pub admin: Option<AdminAccess>,
 }
 
 impl FromRef<AppState> for Gate {

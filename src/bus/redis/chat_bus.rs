@@ -62,7 +62,8 @@ struct Envelope<P, E> {
 struct Question {
     pod: String,
     id: String,
-    user: String,
+    /// `None`: every connection.
+    user: Option<String>,
 }
 
 /// One pod's answer to a [`Question`].
@@ -367,7 +368,7 @@ impl RedisBus {
             id: question.id,
             connections: PodConnections {
                 pod: self.pod.clone(),
-                connections: chat.connections_of(&question.user),
+                connections: chat.connections_of(question.user.as_deref()),
             },
         };
         let Ok(payload) = serde_json::to_vec(&answer) else {
@@ -397,7 +398,7 @@ impl RedisBus {
         }
     }
 
-    async fn ask(&self, user: &str) -> Result<Asked, BusError> {
+    async fn ask(&self, user: Option<&str>) -> Result<Asked, BusError> {
         if !self.link.is_up() {
             return Err(BusError::Unavailable);
         }
@@ -407,6 +408,18 @@ impl RedisBus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), tx);
+        // The question is forgotten however this ends (a caller that gives up included).
+        struct Forget<'a>(&'a RedisBus, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .asks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(self.1);
+            }
+        }
+        let _forget = Forget(self, &id);
         let result = async {
             let (_, subscribed): (String, u64) = self
                 .link
@@ -416,7 +429,7 @@ impl RedisBus {
             let question = Question {
                 pod: self.pod.clone(),
                 id: id.clone(),
-                user: user.to_owned(),
+                user: user.map(str::to_owned),
             };
             let payload =
                 serde_json::to_vec(&question).map_err(|e| BusError::Backend(e.to_string()))?;
@@ -440,10 +453,6 @@ impl RedisBus {
             Ok::<_, BusError>(Asked { answers, complete })
         }
         .await;
-        self.asks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
         result
     }
 
@@ -534,7 +543,10 @@ impl Bus for RedisBus {
         self.pod.clone()
     }
 
-    fn ask_connections<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Asked, BusError>> {
+    fn ask_connections<'a>(
+        &'a self,
+        user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Asked, BusError>> {
         Box::pin(self.ask(user))
     }
 

@@ -132,6 +132,7 @@ impl RequestKeys for MemoryLog {
         &'a self,
         key: &'a str,
         fingerprint: &'a str,
+        result: &'a str,
         now_ms: u64,
         expires_ms: u64,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
@@ -162,7 +163,7 @@ impl RequestKeys for MemoryLog {
             key.to_owned(),
             KeyEntry {
                 fingerprint: fingerprint.to_owned(),
-                result: None,
+                result: Some(result.to_owned()),
                 expires_ms,
             },
         );
@@ -179,6 +180,25 @@ impl RequestKeys for MemoryLog {
             entry.result = Some(result.to_owned());
         }
         Box::pin(ready(Ok(())))
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        old: &'a str,
+        new: &'a str,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let replaced = match keys.get_mut(key) {
+            Some(entry) if entry.result.as_deref() == Some(old) => {
+                entry.result = Some(new.to_owned());
+                entry.expires_ms = expires_ms;
+                true
+            }
+            _ => false,
+        };
+        Box::pin(ready(Ok(replaced)))
     }
 
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -247,6 +267,16 @@ impl MessageLog for MemoryLog {
             .unwrap_or_default()
         });
         Box::pin(ready(Ok(bounds)))
+    }
+
+    fn find(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Message>, StoreError>> {
+        let found = self.shared.shards.iter().find_map(|shard| {
+            let rooms = shard.lock().unwrap_or_else(|e| e.into_inner());
+            rooms
+                .values()
+                .find_map(|log| log.messages.iter().find(|m| m.id == id).cloned())
+        });
+        Box::pin(ready(Ok(found)))
     }
 
     fn offset_of<'a>(

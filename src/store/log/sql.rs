@@ -263,6 +263,7 @@ impl RequestKeys for SqlLog {
         &'a self,
         key: &'a str,
         fingerprint: &'a str,
+        result: &'a str,
         now_ms: u64,
         expires_ms: u64,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
@@ -278,10 +279,11 @@ impl RequestKeys for SqlLog {
                 .timed(
                     sqlx::query(
                         "INSERT INTO request_keys (key, fingerprint, result, expires_at) \
-                         VALUES ($1, $2, NULL, $3) ON CONFLICT (key) DO NOTHING",
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
                     )
                     .bind(key)
                     .bind(fingerprint)
+                    .bind(result)
                     .bind(expires_ms as i64)
                     .execute(&self.pool),
                 )
@@ -329,6 +331,31 @@ impl RequestKeys for SqlLog {
             )
             .await
             .map(drop)
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        old: &'a str,
+        new: &'a str,
+        expires_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = self
+                .timed(
+                    sqlx::query(
+                        "UPDATE request_keys SET result = $1, expires_at = $2 \
+                         WHERE key = $3 AND result = $4",
+                    )
+                    .bind(new)
+                    .bind(expires_ms as i64)
+                    .bind(key)
+                    .bind(old)
+                    .execute(&self.pool),
+                )
+                .await?;
+            Ok(done.rows_affected() == 1)
         })
     }
 
@@ -413,6 +440,20 @@ impl MessageLog for SqlLog {
                 first: first.map(|f| f as u64),
                 last: last as u64,
             })
+        })
+    }
+
+    fn find(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Message>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
+            let row = self
+                .timed(
+                    sqlx::query(&sql)
+                        .bind(id.to_string())
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+            row.as_ref().map(message_of).transpose()
         })
     }
 

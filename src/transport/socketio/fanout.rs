@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 
 use crate::chat::{ChatEvent, ConnId, Delivery, LocalFanout, Recipients, RoomName, Transport};
 
+/// Retries of a disconnect refused by a full send buffer, and their spacing.
+const DISCONNECT_RETRIES: usize = 50;
+const DISCONNECT_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Event carrying a chat message to clients.
 pub const EVENT_MESSAGE_NEW: &str = "message:new";
 
@@ -41,6 +45,8 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
         ChatEvent::Ended { reason, .. } => ("session:ended", json!({ "reason": reason })),
         // Emitted events keep their own name: the fan-out emits them itself.
         ChatEvent::Emitted { args, .. } => ("emitted", json!(args)),
+        // Commands are applied by the chat, never delivered.
+        ChatEvent::Command { .. } => ("command", Value::Null),
     }
 }
 
@@ -104,8 +110,19 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
             if let Err(e) = socket.emit(name, &payload) {
                 debug!(error = %e, "session end notice not sent");
             }
-            if let Err(e) = socket.disconnect() {
-                debug!(error = %e, "socket.io disconnect failed");
+            // A full send buffer refuses the DISCONNECT packet: try again shortly, so the
+            // socket does not stay open after the chat forgot it.
+            if let Err(e) = socket.clone().disconnect() {
+                debug!(error = %e, "socket.io disconnect deferred");
+                tokio::spawn(async move {
+                    for _ in 0..DISCONNECT_RETRIES {
+                        tokio::time::sleep(DISCONNECT_RETRY_EVERY).await;
+                        if !socket.connected() || socket.clone().disconnect().is_ok() {
+                            return;
+                        }
+                    }
+                    tracing::warn!(sid = %socket.id, "socket.io socket could not be disconnected");
+                });
             }
         });
     }
@@ -173,7 +190,7 @@ impl<A: Adapter> LocalFanout for SioFanout<A> {
 
 /// Several socket.io event arguments: socketioxide sends a tuple's elements as
 /// separate arguments.
-struct Args<'a>(&'a [Value]);
+pub(super) struct Args<'a>(pub(super) &'a [Value]);
 
 impl serde::Serialize for Args<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -3,6 +3,7 @@
 //! socket.io side of local fan-out (`message:new`). Generic over the socketioxide
 //! adapter: in-memory on one node, socketioxide-redis across pods.
 
+pub mod admin;
 mod cluster_driver;
 mod events;
 mod fanout;

@@ -388,6 +388,8 @@ pub fn frame_for(event: &ChatEvent) -> Message {
             None,
             json!({ "event": "session:ended", "reason": reason }),
         ),
+        // Commands are applied by the chat, never delivered.
+        ChatEvent::Command { .. } => Message::from_server(MessageType::System, None, json!({})),
         ChatEvent::Emitted {
             selection,
             event,
