@@ -247,4 +247,6 @@ async fn the_emitter_is_ignored_when_turned_off() {
         .await
         .expect("NUMPAT");
     assert_eq!(patterns, 0, "no emitter pattern is subscribed");
+    alice.close().await;
+    bob.close().await;
 }
