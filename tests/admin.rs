@@ -154,3 +154,58 @@ async fn the_admin_namespace_shows_and_commands_both_pods() {
     admin.close().await;
     carol.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_admin_ui_shows_both_pods_and_disconnects_a_socket() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium is not installed at /usr/bin/chromium: apt-get install chromium (.ci/run does it)"
+    );
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let env = [
+        ("JWT_SECRET", SECRET),
+        ("ADMIN_USERNAME", "ops"),
+        ("ADMIN_PASSWORD", PASSWORD),
+    ];
+    let pods = start_pods(2, &redis.url(), &env).await;
+    let mut alice =
+        SioClient::connect_with(&pods[0].http_url(), "websocket", as_user("alice")).await;
+    alice.join("lobby").await;
+    let mut bob = SioClient::connect_with(&pods[1].http_url(), "websocket", as_user("bob")).await;
+    bob.join("lobby").await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shot = std::env::temp_dir().join(format!("chatwire-admin-ui-{}.png", std::process::id()));
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("tests/js/e2e_admin_ui.mjs"))
+        .arg(pods[0].http_url())
+        .arg("ops")
+        .arg(PASSWORD)
+        .arg(&shot)
+        .arg(&alice.id)
+        .arg(&bob.id)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the admin UI run finished in time")
+        .expect("node runs playwright-core (npm ci --prefix tests/js)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let _ = std::fs::copy(&shot, "/tmp/admin-ui-failure.png");
+    }
+    assert!(
+        out.status.success() && stdout.contains("disconnect_clicked"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        alice.next_of("disconnect").await["reason"],
+        "io server disconnect"
+    );
+    if std::env::var_os("CHATWIRE_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(&shot, dir.join("docs/admin-ui.png")).expect("screenshot copied");
+    }
+    let _ = std::fs::remove_file(&shot);
+    bob.close().await;
+}
