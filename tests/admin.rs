@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use common::tokens::{self, claims, SECRET};
 use common::{start_pods, RedisServer, SioClient, WsClient, WAIT};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct-horse-battery";
 
@@ -177,7 +178,7 @@ async fn the_real_admin_ui_shows_both_pods_and_disconnects_a_socket() {
     bob.join("lobby").await;
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shot = std::env::temp_dir().join(format!("chatwire-admin-ui-{}.png", std::process::id()));
-    let run = tokio::process::Command::new("node")
+    let mut ui = tokio::process::Command::new("node")
         .arg(dir.join("tests/js/e2e_admin_ui.mjs"))
         .arg(pods[0].http_url())
         .arg("ops")
@@ -185,24 +186,39 @@ async fn the_real_admin_ui_shows_both_pods_and_disconnects_a_socket() {
         .arg(&shot)
         .arg(&alice.id)
         .arg(&bob.id)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
-        .await
-        .expect("the admin UI run finished in time")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .expect("node runs playwright-core (npm ci --prefix tests/js)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let _ = std::fs::copy(&shot, "/tmp/admin-ui-failure.png");
-    }
-    assert!(
-        out.status.success() && stdout.contains("disconnect_clicked"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut lines = tokio::io::BufReader::new(ui.stdout.take().expect("stdout")).lines();
+    let clicked = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("disconnect_clicked") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the admin UI run finished in time");
+    assert!(clicked, "the admin UI run failed (its stderr is above)");
+    // The UI's click reached the socket's pod.
     assert_eq!(
         alice.next_of("disconnect").await["reason"],
         "io server disconnect"
     );
+    let mut stdin = ui.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"done\n")
+        .await
+        .expect("tell the UI run to end");
+    drop(stdin);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), ui.wait())
+        .await
+        .expect("the admin UI run ended in time")
+        .expect("wait");
+    assert!(status.success(), "{status}");
     if std::env::var_os("CHATWIRE_UPDATE_SCREENSHOTS").is_some() {
         std::fs::copy(&shot, dir.join("docs/admin-ui.png")).expect("screenshot copied");
     }

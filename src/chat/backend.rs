@@ -335,30 +335,14 @@ impl ChatService {
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
         let message = self.log.edit(room, id, None, content).await?;
-        self.observe(|| super::Happened::Edited(message.clone()));
-        drop(self.emit(
-            ChatEvent::Updated {
-                message: message.clone(),
-            },
-            None,
-        ));
+        self.edited(&message);
         Ok(message)
     }
 
     /// Deletes any message `id` in `room`; the room gets `message:deleted`.
     pub async fn moderate_delete(&self, room: &RoomName, id: Uuid) -> Result<(), ChatError> {
         self.log.delete(room, id, None).await?;
-        self.observe(|| super::Happened::Deleted {
-            room: room.clone(),
-            id,
-        });
-        drop(self.emit(
-            ChatEvent::Deleted {
-                room: room.clone(),
-                id,
-            },
-            None,
-        ));
+        self.deleted(room, id);
         Ok(())
     }
 

@@ -577,6 +577,12 @@ impl ChatService {
             }
         };
         let message = self.log.edit(room, id, Some(&sender.user), content).await?;
+        self.edited(&message);
+        Ok(message)
+    }
+
+    /// Tells the room (`message:updated`) and the backend that `message` was edited.
+    pub(super) fn edited(&self, message: &Message) {
         self.observe(|| Happened::Edited(message.clone()));
         drop(self.emit(
             ChatEvent::Updated {
@@ -584,18 +590,10 @@ impl ChatService {
             },
             None,
         ));
-        Ok(message)
     }
 
-    /// Deletes the sender's message `id`; the room gets `message:deleted`.
-    pub async fn delete(
-        &self,
-        sender: &Sender,
-        room: &RoomName,
-        id: Uuid,
-    ) -> Result<(), ChatError> {
-        sender.may_join(room)?;
-        self.log.delete(room, id, Some(&sender.user)).await?;
+    /// Tells the room (`message:deleted`) and the backend that message `id` was deleted.
+    pub(super) fn deleted(&self, room: &RoomName, id: Uuid) {
         self.observe(|| Happened::Deleted {
             room: room.clone(),
             id,
@@ -607,6 +605,18 @@ impl ChatService {
             },
             None,
         ));
+    }
+
+    /// Deletes the sender's message `id`; the room gets `message:deleted`.
+    pub async fn delete(
+        &self,
+        sender: &Sender,
+        room: &RoomName,
+        id: Uuid,
+    ) -> Result<(), ChatError> {
+        sender.may_join(room)?;
+        self.log.delete(room, id, Some(&sender.user)).await?;
+        self.deleted(room, id);
         Ok(())
     }
 

@@ -2,10 +2,12 @@
 // (Debian's package), driven by playwright-core against chatwire's /admin namespace:
 // logs in, sees the given sockets, disconnects the first from the UI, screenshots.
 // usage: node e2e_admin_ui.mjs <server url> <username> <password> <screenshot> <socket id>...
+// After the click it waits for a line on stdin (the test saw the disconnect) to close.
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { join, extname, normalize } from "node:path";
+import { createInterface } from "node:readline";
 
 const [serverUrl, username, password, screenshot, ...ids] = process.argv.slice(2);
 const root = new URL("./node_modules/@socket.io/admin-ui/ui/dist/", import.meta.url).pathname;
@@ -42,7 +44,7 @@ try {
   // The client's status row holds the disconnect button (an icon button).
   await page.locator("tr", { hasText: "Status" }).first().locator("button").first().click();
   console.log(JSON.stringify({ type: "disconnect_clicked", id: ids[0] }));
-  await page.waitForTimeout(500);
+  await new Promise((resolve) => createInterface({ input: process.stdin }).once("line", resolve).once("close", resolve));
   await browser.close();
   ui.close();
 } catch (e) {
