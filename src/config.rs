@@ -234,6 +234,10 @@ pub struct Config {
     )]
     pub redis_emitter: bool,
 
+    /// With REDIS_URL: this pod's own address as the other pods reach it (http://host:port). Set, socket.io works behind a load balancer without sticky sessions: a request for another pod's session is forwarded to that pod.
+    #[arg(long, env = "POD_URL", value_name = "POD_URL", default_value = "")]
+    pub pod_url: String,
+
     /// The connect hook: called when a connection has no token to verify; it may refuse it or name its user (empty: off).
     #[arg(
         long,
@@ -691,6 +695,17 @@ impl Config {
                  SQLite file or memory log would each keep a different history",
             );
         }
+        if !self.pod_url.is_empty() {
+            if self.redis_url.is_empty() {
+                return bad(
+                    "POD_URL",
+                    "needs REDIS_URL (pods find each other's address there)",
+                );
+            }
+            if let Err(reason) = check_pod_url(&self.pod_url) {
+                return bad("POD_URL", reason);
+            }
+        }
         if self.database_timeout.is_zero() {
             return bad("DATABASE_TIMEOUT", "must be greater than zero");
         }
@@ -755,6 +770,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// POD_URL is `http://host:port` (a path of `/` at most): forwarded requests keep
+/// their own path.
+fn check_pod_url(url: &str) -> Result<(), &'static str> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| "must be a URL such as http://10.0.0.7:8084")?;
+    if uri.scheme_str() != Some("http") {
+        return Err("must start with http:// (pods reach each other without TLS)");
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err("must name a host, e.g. http://10.0.0.7:8084");
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err("must have no path or query");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -832,6 +865,28 @@ mod tests {
         assert!(c.validate().is_ok());
         c.database_url = "mysql://nope".into();
         assert_eq!(c.validate().unwrap_err().key, "DATABASE_URL");
+    }
+
+    #[test]
+    fn pod_urls_are_plain_http_addresses_beside_redis() {
+        let mut c = Config::defaults();
+        c.pod_url = "http://10.0.0.7:8084".into();
+        assert_eq!(c.validate().unwrap_err().key, "POD_URL", "needs REDIS_URL");
+        c.redis_url = "redis://127.0.0.1:6379".into();
+        c.database_url = "postgres://127.0.0.1/chat".into();
+        assert!(c.validate().is_ok());
+        c.pod_url = "http://pod-1.chat.svc:8084/".into();
+        assert!(c.validate().is_ok());
+        for bad in [
+            "https://10.0.0.7",
+            "10.0.0.7:8084",
+            "http://h/chat",
+            "http://h/?a=1",
+            "x",
+        ] {
+            c.pod_url = bad.into();
+            assert_eq!(c.validate().unwrap_err().key, "POD_URL", "{bad}");
+        }
     }
 
     #[test]

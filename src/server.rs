@@ -28,12 +28,13 @@ use crate::chat::{
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
 use crate::hooks::Hooks;
-use crate::redis::RedisLink;
+use crate::redis::{PodAddresses, RedisLink};
 use crate::store::log::memory::MemoryLog;
 use crate::store::log::sql::{self, SqlLog, SqlSettings};
 use crate::store::log::LogLocation;
 use crate::store::memory::MemoryPresence;
 use crate::store::redis::RedisPresence;
+use crate::transport::forward::{self, SessionRouter};
 use crate::transport::http;
 use crate::transport::socketio::admin::{self, AdminAccess, AdminFeed};
 use crate::transport::socketio::LinkDriver;
@@ -223,6 +224,7 @@ pub async fn run_with_clock(
     // Not children of `shutdown`: the drain stops them in order, after the connections.
     let (bus_drain, link_stop) = (CancellationToken::new(), CancellationToken::new());
     tokio::spawn(link.clone().heartbeat(link_stop.clone()));
+    let addresses = PodAddresses::new(link.clone());
     let adapter = RedisAdapterCtr::new_with_driver(
         LinkDriver {
             link,
@@ -231,6 +233,7 @@ pub async fn run_with_clock(
         RedisAdapterConfig::new().with_request_timeout(config.redis_timeout),
     );
     let builder = SocketIo::builder().with_adapter::<ClusterAdapter>(adapter);
+    let sessions = session_router(&config, &pod, addresses, &shutdown);
     let bus_for_run = bus.clone();
     let start = move |chat: Arc<ChatService>| {
         let inbound: Arc<dyn Inbound> = chat;
@@ -240,12 +243,41 @@ pub async fn run_with_clock(
                 tokio::spawn(bus_for_run.run(tasks, inbound, bus_drain)),
             )),
             link_stop: Some(link_stop),
+            sessions,
         }
     };
     serve_with(
         listener, config, shutdown, gate, bus, stores, builder, start,
     )
     .await
+}
+
+/// With POD_URL: the router that forwards requests for other pods' socket.io sessions,
+/// and this pod's address advertised until `shutdown`.
+fn session_router(
+    config: &Config,
+    pod: &str,
+    addresses: PodAddresses,
+    shutdown: &CancellationToken,
+) -> Option<SessionRouter> {
+    if config.pod_url.is_empty() {
+        info!("POD_URL unset: socket.io long-polling needs sticky sessions at the load balancer");
+        return None;
+    }
+    let tag = forward::tag_of(pod);
+    info!(%tag, pod_url = %config.pod_url, "socket.io sessions are forwarded to their pod");
+    tokio::spawn(addresses.clone().advertise(
+        tag.clone(),
+        config.pod_url.clone(),
+        shutdown.child_token(),
+    ));
+    Some(SessionRouter::new(
+        tag,
+        addresses,
+        config.ping_interval + config.pong_timeout,
+        config.header_read_timeout / 2,
+        shutdown.child_token(),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,6 +377,14 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
         .merge(ws::routes(state))
         .layer(sio_layer);
     let app = edge_layers_keeping(app, &gate, hooks.connects());
+    // Outermost: a request for another pod's session goes there untouched.
+    let app = match &links.sessions {
+        Some(sessions) => app.layer(axum::middleware::from_fn_with_state(
+            sessions.clone(),
+            forward::route,
+        )),
+        None => app,
+    };
 
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
@@ -372,7 +412,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     shutdown.cancelled().await;
     info!(timeout = ?config.shutdown_timeout, "draining");
     draining.store(true, Ordering::Relaxed);
-    let Links { bus, link_stop } = links;
+    let Links { bus, link_stop, .. } = links;
     let drain = async {
         // Stop accepting (the accept loop saw `shutdown`), close every connection, then
         // store everything queued for the log (and hand it to the bus), publish
@@ -415,6 +455,8 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
 struct Links {
     bus: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     link_stop: Option<CancellationToken>,
+    /// With POD_URL: forwards requests for other pods' socket.io sessions.
+    sessions: Option<SessionRouter>,
 }
 
 /// The layers every request passes first: origin check, CORS, and detaching socket.io

@@ -24,10 +24,11 @@ use std::time::{Duration, SystemTime};
 use common::db::TempDir;
 use common::tokens::SECRET;
 use common::{
-    free_port, start_pods, test_config, RedisServer, ServerProcess, SioClient, TestServer, WAIT,
+    free_port, start_pods, test_config, JsonLines, RedisServer, ServerProcess, SioClient,
+    TestServer, WAIT,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -289,28 +290,12 @@ struct App {
 
 impl App {
     async fn start(dir: &Path, options: Value) -> Self {
-        let mut child = Command::new("node")
-            .arg(dir.join("test/recovery-driver.mjs"))
-            .arg(options.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node is installed and on PATH");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({ "type": "stdout", "line": line }));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = JsonLines::spawn(
+            Command::new("node")
+                .arg(dir.join("test/recovery-driver.mjs"))
+                .arg(options.to_string())
+                .stderr(Stdio::inherit()),
+        );
         Self {
             child,
             stdin,

@@ -79,8 +79,11 @@ fn python_has(module: &str) -> bool {
 async fn node_socketio_example() {
     let dir = examples().join("node");
     assert!(
-        dir.join("node_modules/socket.io-client").exists(),
-        "run `npm ci --prefix client-examples/node` (scripts/test does it)"
+        dir.join("node_modules/@chatwire/client/dist/index.js")
+            .exists(),
+        "the node example runs on the client package: run `npm ci --prefix clients/js && \
+         npm run build --prefix clients/js && npm ci --prefix client-examples/node` \
+         (scripts/test does it)"
     );
     let server = TestServer::start().await;
     let mut cmd = Command::new("node");

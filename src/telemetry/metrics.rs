@@ -52,6 +52,12 @@ pub fn disconnected(transport: impl Label) {
     counter!("chatwire_disconnects_total", "transport" => transport.label()).increment(1);
 }
 
+/// An engine.io request for another pod's session, by outcome (`forwarded`,
+/// `unknown_pod`, `unreachable`, `timeout`, `refused_hop`).
+pub fn session_forward(outcome: &'static str) {
+    counter!("chatwire_session_forwards_total", "outcome" => outcome).increment(1);
+}
+
 /// A client sent an event or frame of `kind` (e.g. `message:send`, `chat`).
 pub fn message_in(transport: impl Label, kind: &'static str) {
     counter!("chatwire_messages_in_total", "transport" => transport.label(), "type" => kind)

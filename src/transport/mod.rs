@@ -6,6 +6,7 @@ pub mod accept;
 pub mod admission;
 pub mod bodies;
 pub mod demo;
+pub mod forward;
 pub mod http;
 pub mod openapi;
 pub mod server_api;

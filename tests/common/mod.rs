@@ -225,6 +225,37 @@ fn js_dir() -> PathBuf {
     dir
 }
 
+/// A node program that takes JSON lines on stdin and writes JSON lines on stdout.
+pub struct JsonLines;
+
+impl JsonLines {
+    /// Spawns `cmd` with piped stdin and stdout (killed on drop): the child, its stdin,
+    /// and its stdout's lines as JSON (a line that is not JSON comes as
+    /// `{"type":"stdout","line":...}`).
+    pub fn spawn(cmd: &mut Command) -> (Child, ChildStdin, mpsc::UnboundedReceiver<Value>) {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed and on PATH");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({ "type": "stdout", "line": line }));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, stdin, lines)
+    }
+}
+
 /// A real `socket.io-client` in a node child process.
 pub struct SioClient {
     pub id: String,
@@ -288,20 +319,7 @@ impl SioClient {
         if let Some(options) = options {
             cmd.arg(options.to_string());
         }
-        let mut child = cmd.spawn().expect("node is installed and on PATH");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({ "type": "stdout", "line": line }));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = JsonLines::spawn(&mut cmd);
         Self {
             id: String::new(),
             transport: String::new(),

@@ -1,5 +1,6 @@
 // End-to-end test of the demo page in headless Chromium (Debian's package), driven by
-// playwright-core: two pages join one room, chat, and see each other online.
+// playwright-core: two pages join one room, chat, and see each other online; a third
+// joins later and sees the history, then switches rooms and sees only the new one.
 // usage: node e2e_demo.mjs <server url> <screenshot path>
 import { chromium } from "playwright-core";
 
@@ -41,6 +42,25 @@ try {
   await bob.fill("#text", "hello back from bob");
   await bob.click("#send");
   await alice.waitForSelector("#messages li:has-text('hello back from bob')");
+
+  // Own messages are marked as such.
+  await alice.waitForSelector("#messages li.mine:has-text('hello from alice')");
+
+  // A page that joins later sees the room's history; another room shows only its own.
+  const carol = await browser.newPage();
+  carol.setDefaultTimeout(10000);
+  await carol.goto(url);
+  await carol.waitForFunction(() => document.getElementById("status").textContent.startsWith("connected as"));
+  await carol.fill("#room", "demo");
+  await carol.click("#join");
+  await carol.waitForSelector("#messages li:has-text('hello from alice')");
+  await carol.waitForSelector("#messages li:has-text('hello back from bob')");
+  await carol.fill("#room", "elsewhere");
+  await carol.click("#join");
+  await carol.waitForSelector("#messages li:has-text('joined elsewhere')");
+  const stale = await carol.locator("#messages li:has-text('hello from alice')").count();
+  if (stale !== 0) await fail("the old room's messages stayed after switching rooms");
+  await carol.close();
 
   await alice.setViewportSize({ width: 900, height: 520 });
   await alice.screenshot({ path: screenshot });

@@ -184,6 +184,12 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
     return this.#socket?.id;
   }
 
+  /** The transport of the current connection (`"polling"`, `"websocket"`), while
+   * there is one. */
+  get transport(): string | undefined {
+    return this.#socket?.io.engine?.transport?.name;
+  }
+
   /** The URL of the current (or next) connection. */
   get url(): string {
     return this.urls[this.#index]!;
