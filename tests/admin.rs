@@ -90,6 +90,19 @@ async fn the_admin_namespace_shows_and_commands_both_pods() {
     assert_eq!(b["rooms"], json!(["lobby", "user:bob"]));
     assert_eq!(b["transport"], "raw-websocket");
     assert_ne!(a["data"]["pod"], b["data"]["pod"], "one socket on each pod");
+    for s in [&a, &b] {
+        let h = &s["handshake"];
+        assert_eq!(h["address"], "127.0.0.1", "{s}");
+        assert!(h["issued"].as_u64().is_some_and(|t| t > 0), "{s}");
+        assert!(h["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{s}");
+        assert_eq!(
+            h["query"],
+            json!({}),
+            "never the query (it may hold a token): {s}"
+        );
+    }
+    assert_eq!(a["handshake"]["url"], "/socket.io/");
+    assert_eq!(b["handshake"]["url"], "/ws");
 
     // Stats from both pods reach a UI connected to one.
     let mut servers = HashSet::new();

@@ -423,9 +423,16 @@ async fn publish_broadcast_moderation_and_reads_on_one_node() {
     .await;
     assert_eq!(status, 200, "{conns}");
     assert_eq!(conns["complete"], true);
+    let mut listed = conns["connections"].clone();
+    let connected_at = listed[0]["connected_at"].take();
+    assert!(
+        connected_at.as_str().is_some_and(|t| t.ends_with('Z')),
+        "{conns}"
+    );
     assert_eq!(
-        conns["connections"],
-        json!([{ "pod": "local", "conn": sio.id, "transport": "socketio", "rooms": ["lobby", "user:alice"] }]),
+        listed,
+        json!([{ "pod": "local", "conn": sio.id, "transport": "socketio",
+            "rooms": ["lobby", "user:alice"], "address": "127.0.0.1", "connected_at": null }]),
     );
     let (status, sockets) = call(addr, "GET", "/api/server/sockets", Some(KEY), None).await;
     assert_eq!(status, 200);
@@ -522,6 +529,14 @@ async fn publish_kick_disconnect_and_idempotency_across_two_pods() {
     assert_eq!(seen.len(), 2, "{conns}");
     assert_eq!((seen[0].0.as_str(), seen[1].0.as_str()), ("socketio", "ws"));
     assert_ne!(seen[0].1, seen[1].1, "one connection on each pod: {conns}");
+    for c in conns["connections"].as_array().expect("connections") {
+        assert_eq!(c["address"], "127.0.0.1", "the client's address: {c}");
+        let at = c["connected_at"].as_str().expect("connected_at");
+        assert!(
+            at.starts_with("20") && at.ends_with('Z'),
+            "when it connected: {c}"
+        );
+    }
 
     // Kicked from lobby through pod b: everyone hears it, then alice is out on both pods.
     let (status, json) = call(

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::{ChatEvent, ConnId, Recipients, RoomName, Transport};
+use super::{ChatEvent, ConnId, Recipients, RoomName, Transport, UserConnection};
 
 /// The wire shapes an event is encoded into, each at most once per pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +95,8 @@ pub trait LocalFanout: Send + Sync + 'static {
     /// application's backend disconnected its user).
     fn end(&self, _conn: &ConnId, _transport: Transport, _notice: &Delivery) {}
 
-    /// `conn` (of `transport`, for `user`) connected.
-    fn connected(&self, _conn: &ConnId, _transport: Transport, _user: &str) {}
+    /// A connection opened (in no room yet).
+    fn connected(&self, _connection: &UserConnection) {}
 
     /// `conn` (of `transport`) is gone.
     fn disconnected(&self, _conn: &ConnId, _transport: Transport) {}

@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
@@ -101,6 +102,12 @@ pub struct UserConnection {
     pub transport: Transport,
     /// The rooms it is in, sorted.
     pub rooms: Vec<RoomName>,
+    /// The client's address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// When it connected, in milliseconds since the Unix epoch (0: not known).
+    #[serde(default)]
+    pub connected_at_ms: u64,
 }
 
 /// Connection and room counts of this pod.
@@ -139,6 +146,22 @@ struct Conn {
     name: Option<String>,
     mailbox: Option<Mailbox>,
     rooms: HashSet<RoomName>,
+    address: Option<IpAddr>,
+    connected_at_ms: u64,
+}
+
+/// A connection being registered.
+pub struct NewConnection<'a> {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its transport.
+    pub transport: Transport,
+    /// Its user.
+    pub user: &'a str,
+    /// The user's display name.
+    pub name: Option<String>,
+    /// The client's address.
+    pub address: Option<IpAddr>,
 }
 
 /// Connections chosen by their rooms, as socket.io's broadcast operators choose them
@@ -268,28 +291,43 @@ impl Membership {
         user: &str,
         mailbox: Option<Mailbox>,
     ) {
-        self.connect_named(conn, transport, user, None, mailbox);
+        self.connect_from(
+            NewConnection {
+                conn,
+                transport,
+                user,
+                name: None,
+                address: None,
+            },
+            mailbox,
+        );
     }
 
-    /// [`Membership::connect`] with the user's display name.
-    pub fn connect_named(
-        &self,
-        conn: ConnId,
-        transport: Transport,
-        user: &str,
-        name: Option<String>,
-        mailbox: Option<Mailbox>,
-    ) {
+    /// [`Membership::connect`] with the user's display name and the client's address;
+    /// the connection as listed ([`UserConnection`]).
+    pub fn connect_from(&self, new: NewConnection<'_>, mailbox: Option<Mailbox>) -> UserConnection {
+        let connected_at_ms = super::now_ms();
+        let listed = UserConnection {
+            conn: new.conn.to_string(),
+            user: new.user.to_owned(),
+            transport: new.transport,
+            rooms: Vec::new(),
+            address: new.address,
+            connected_at_ms,
+        };
         self.lock().conns.insert(
-            conn,
+            new.conn,
             Conn {
-                transport,
-                user: user.to_owned(),
-                name,
+                transport: new.transport,
+                user: new.user.to_owned(),
+                name: new.name,
                 mailbox,
                 rooms: HashSet::new(),
+                address: new.address,
+                connected_at_ms,
             },
         );
+        listed
     }
 
     /// The recipients of a delivery to `room` (every connection when `None`), read while
@@ -360,6 +398,8 @@ impl Membership {
                     user: c.user.clone(),
                     transport: c.transport,
                     rooms,
+                    address: c.address,
+                    connected_at_ms: c.connected_at_ms,
                 }
             })
             .collect();

@@ -29,8 +29,8 @@ pub use error::{excerpt, ChatError, ErrorCode};
 pub use event::{ChatEvent, Status, UserRef};
 pub use history::{message_ms, now_ms, Retention};
 pub use membership::{
-    ConnId, Departed, Interest, Mailbox, Member, Membership, MembershipCounts, Recipients,
-    Selection, Transport, UserConnection,
+    ConnId, Departed, Interest, Mailbox, Member, Membership, MembershipCounts, NewConnection,
+    Recipients, Selection, Transport, UserConnection,
 };
 pub use message::{ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, SERVER_SENDER};
 pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};

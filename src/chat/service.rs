@@ -18,8 +18,8 @@ use super::typing::TypingTracker;
 use super::{
     Appended, Bus, BusStatus, ChatError, ChatEvent, Committed, ConnId, Delivery, Encodings,
     HistoryPage, Inbound, Interest, LocalFanout, Mailbox, Membership, Message, MessageLog,
-    MessageRef, PresenceStore, Receipt, RequestKeys, Retention, RoomName, Sender, Stored,
-    Transport, Unstored,
+    MessageRef, NewConnection, PresenceStore, Receipt, RequestKeys, Retention, RoomName, Sender,
+    Stored, Transport, Unstored,
 };
 use super::{Draft, Happened, MessageFilter, Observer, Verdict};
 use crate::telemetry::metrics;
@@ -258,16 +258,19 @@ impl ChatService {
 
     /// Registers a new connection, with its transport's `mailbox` for fan-out.
     pub fn connect(&self, sender: &Sender, transport: Transport, mailbox: Option<Mailbox>) {
-        self.membership.connect_named(
-            sender.conn.clone(),
-            transport,
-            &sender.user,
-            sender.name.clone(),
+        let listed = self.membership.connect_from(
+            NewConnection {
+                conn: sender.conn.clone(),
+                transport,
+                user: &sender.user,
+                name: sender.name.clone(),
+                address: sender.ip,
+            },
             mailbox,
         );
         metrics::connected(transport);
         for fanout in self.fanouts() {
-            fanout.connected(&sender.conn, transport, &sender.user);
+            fanout.connected(&listed);
         }
     }
 

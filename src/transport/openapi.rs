@@ -185,11 +185,7 @@ pub fn document() -> Value {
             "/api/server/users/{user}/disconnect": server_op("post", "End every connection of a user on every pod (each hears session:ended first)",
                 Some(("Reason", false)), false, ok_schema("CommandAck"), &["user"]),
             "/api/server/users/{user}/connections": server_op("get", "A user's connections on every pod",
-                None, false, json!({ "type": "object", "required": ["status", "user", "connections", "complete"], "properties": {
-                    "status": { "const": "ok" }, "user": { "type": "string" }, "complete": { "type": "boolean" },
-                    "connections": { "type": "array", "items": { "type": "object", "required": ["pod", "conn", "transport", "rooms"], "properties": {
-                        "pod": { "type": "string" }, "conn": { "type": "string" }, "transport": { "enum": ["socketio", "ws"] },
-                        "rooms": { "type": "array", "items": { "type": "string" } } } } } } }), &["user"]),
+                None, false, connections_schema(), &["user"]),
             "/api/server/rooms": server_op("get", "Every room with members and its member count, across pods",
                 None, false, json!({ "type": "object" }), &[]),
             "/api/server/rooms/{room}/kick": server_op("post", "Remove a user from a room on every pod (the room hears room:removed first)",
@@ -262,4 +258,16 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+/// The answer of `GET /api/server/users/{user}/connections`.
+fn connections_schema() -> Value {
+    let connection = json!({ "type": "object", "required": ["pod", "conn", "transport", "rooms"], "properties": {
+        "pod": { "type": "string" }, "conn": { "type": "string" }, "transport": { "enum": ["socketio", "ws"] },
+        "rooms": { "type": "array", "items": { "type": "string" } },
+        "address": { "type": ["string", "null"], "description": "The client's address (X-Forwarded-For from TRUSTED_PROXIES)" },
+        "connected_at": { "type": ["string", "null"], "format": "date-time" } } });
+    json!({ "type": "object", "required": ["status", "user", "connections", "complete"], "properties": {
+        "status": { "const": "ok" }, "user": { "type": "string" }, "complete": { "type": "boolean" },
+        "connections": { "type": "array", "items": connection } } })
 }

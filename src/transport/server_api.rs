@@ -462,7 +462,9 @@ async fn connections(
                 .flat_map(|pod| {
                     pod.connections.iter().map(move |c| {
                         json!({ "pod": pod.pod, "conn": c.conn, "transport": c.transport,
-                            "rooms": c.rooms })
+                            "rooms": c.rooms, "address": c.address,
+                            "connected_at": (c.connected_at_ms > 0)
+                                .then(|| crate::chat::rfc3339_of_ms(c.connected_at_ms)) })
                     })
                 })
                 .collect();

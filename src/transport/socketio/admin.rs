@@ -27,8 +27,8 @@ use tracing::{debug, info};
 use super::fanout::Args;
 use super::Refusal;
 use crate::chat::{
-    ChatError, ConnId, Delivery, LocalFanout, Recipients, RoomName, RoomsCommand, Selection,
-    Transport, UserConnection,
+    rfc3339_of_ms, ChatError, ConnId, Delivery, LocalFanout, Recipients, RoomName, RoomsCommand,
+    Selection, Transport, UserConnection,
 };
 use crate::config::Secret;
 use crate::transport::state::AppState;
@@ -162,9 +162,14 @@ pub async fn admit<A: Adapter>(
 
 /// How the UI shows one connection.
 fn serialized(pod: &str, c: &UserConnection) -> Value {
-    let transport = match c.transport {
-        Transport::SocketIo => "websocket",
-        Transport::Ws => "raw-websocket",
+    let (transport, url) = match c.transport {
+        Transport::SocketIo => ("websocket", "/socket.io/"),
+        Transport::Ws => ("raw-websocket", "/ws"),
+    };
+    let time = if c.connected_at_ms > 0 {
+        rfc3339_of_ms(c.connected_at_ms)
+    } else {
+        String::new()
     };
     json!({
         "id": c.conn,
@@ -172,8 +177,18 @@ fn serialized(pod: &str, c: &UserConnection) -> Value {
         "transport": transport,
         "nsp": "/",
         "data": { "user": c.user, "pod": pod, "protocol": c.transport },
-        "handshake": { "address": "", "headers": {}, "query": {}, "issued": 0,
-            "secure": false, "time": "", "url": "", "xdomain": false },
+        // What is kept of the handshake: the address and the time. Never the headers
+        // or the query, which may hold the token.
+        "handshake": {
+            "address": c.address.map(|a| a.to_string()).unwrap_or_default(),
+            "headers": {},
+            "query": {},
+            "issued": c.connected_at_ms,
+            "secure": false,
+            "time": time,
+            "url": url,
+            "xdomain": false,
+        },
         "rooms": c.rooms,
     })
 }
@@ -358,14 +373,8 @@ impl AdminFeed {
 impl LocalFanout for AdminFeed {
     fn deliver(&self, _delivery: &Delivery, _recipients: &Recipients<'_>) {}
 
-    fn connected(&self, conn: &ConnId, transport: Transport, user: &str) {
-        let connection = UserConnection {
-            conn: conn.to_string(),
-            user: user.to_owned(),
-            transport,
-            rooms: Vec::new(),
-        };
-        self.send("socket_connected", vec![serialized(&self.pod, &connection)]);
+    fn connected(&self, connection: &UserConnection) {
+        self.send("socket_connected", vec![serialized(&self.pod, connection)]);
     }
 
     fn disconnected(&self, conn: &ConnId, _transport: Transport) {
