@@ -21,7 +21,8 @@
 //!   (the bus, the message log, the request keys, the presence store). It imports none of
 //!   the modules below (tests/layering.rs checks).
 //! - [`redis`]: the pod's one Redis connection, shared by the bus and the presence
-//!   store, which never import each other. Redis holds no messages.
+//!   store, which never import each other, and the pods' address book (POD_URL under
+//!   each pod's session tag). Redis holds no messages.
 //! - [`bus`]: implements the chat's bus: nothing to do on one node, in memory between
 //!   in-process pods (tests), Redis pub/sub across pods (best effort: the chat reads
 //!   what it missed from the message log); hands other pods' deliveries, their answers
@@ -35,7 +36,9 @@
 //!   socket.io (`socketio/`: events, fan-out, requests, turn), raw WebSocket (`ws/`:
 //!   upgrade, session, writer, hub, protocol), HTTP (health, metrics, history API,
 //!   OpenAPI), the server API for the application's backend (`server_api.rs`, API keys
-//!   checked by the gate), the demo page; one `AppState` for all of them.
+//!   checked by the gate), the demo page, and `forward.rs`: requests for another pod's
+//!   socket.io session forwarded to it (POD_URL, no sticky sessions needed); one
+//!   `AppState` for all of them.
 //! - [`fuzzing`]: fuzz targets over the parsers of client input, for `fuzz/` and the
 //!   corpus-replay tests.
 //!

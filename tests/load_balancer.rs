@@ -504,3 +504,79 @@ async fn socketio_chats_through_a_round_robin_balancer_without_sticky_sessions()
     })
     .await;
 }
+
+/// The session id in a polling handshake's open packet.
+async fn open_session(pod: &ServerProcess) -> String {
+    let (status, body) = common::http_get(pod.addr, "/socket.io/?EIO=4&transport=polling").await;
+    assert_eq!(status, 200, "{body}");
+    let open: Value = serde_json::from_str(body.strip_prefix('0').expect("open packet"))
+        .expect("open packet json");
+    open["sid"].as_str().expect("sid").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_looping_and_dead_session_tags_get_unknown_session() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (mut pods, _balancer) = pods_behind_a_balancer(&redis).await;
+    let sid = open_session(&pods[0]).await;
+    let (own, tag) = sid.rsplit_once('.').expect("a tagged session id");
+    assert_eq!((own.len(), tag.len()), (16, 12), "{sid}");
+    let poll = |sid: &str| format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let unknown = |(status, raw): (u16, String)| {
+        assert_eq!(status, 400, "{raw}");
+        assert!(raw.contains("Session ID unknown"), "{raw}");
+    };
+
+    // The other pod forwards it: the CONNECT packet goes to pod 0 and its answer comes back.
+    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll(&sid), &[], "40").await;
+    assert_eq!(status, 200, "{raw}");
+    let (status, answer) = common::http_get(pods[1].addr, &poll(&sid)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("40{\"sid\""),
+        "the namespace CONNECT answer: {answer}"
+    );
+
+    // A tag no pod advertises, and the same session with its tag cut off or changed.
+    unknown(
+        common::http_request(
+            pods[1].addr,
+            "GET",
+            &poll(&format!("{own}.0123456789ab")),
+            &[],
+            "",
+        )
+        .await,
+    );
+    unknown(common::http_request(pods[1].addr, "GET", &poll(own), &[], "").await);
+    unknown(
+        common::http_request(
+            pods[1].addr,
+            "GET",
+            &poll(&format!("{own}.{tag}.{tag}")),
+            &[],
+            "",
+        )
+        .await,
+    );
+    // Sent on by another pod already: never a second hop (no loops).
+    let hop = [("X-Chatwire-Forwarded-By", "0123456789ab")];
+    unknown(common::http_request(pods[1].addr, "GET", &poll(&sid), &hop, "").await);
+
+    // Its pod killed: the session is gone, and the other pod says so at once.
+    pods[0].signal("KILL").await;
+    pods[0].wait(WAIT).await;
+    unknown(common::http_request(pods[1].addr, "GET", &poll(&sid), &[], "").await);
+    let (_, metrics) = common::http_get(pods[1].addr, "/metrics").await;
+    for outcome in ["forwarded", "unknown_pod", "refused_hop", "unreachable"] {
+        assert!(
+            metrics.contains(&format!(
+                "chatwire_session_forwards_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome} counted:\n{metrics}"
+        );
+    }
+    assert_eq!(common::health(pods[1].addr).await["status"], "ok");
+}
