@@ -17,9 +17,13 @@
 //! and deliveries/s for `ramp` and `overload`. Each run prints one JSON line of figures,
 //! including the generator's own CPU time. With `--acks 1` every sent message asks for an
 //! ack (socket.io ack id, raw `request_id`; the id carries the send time) and the figures
-//! add acks, ack errors and ack latency. Every loop is bounded in count and time.
+//! add acks, ack errors and ack latency. With `--client ordinary` the receivers of
+//! `rooms`, `ramp` and `overload` are built as ordinary clients are ([`ordinary`]:
+//! tokio-tungstenite, 4 KiB reads, every frame parsed as JSON as it arrives) instead of
+//! lean ones. Every loop is bounded in count and time.
 
 mod churn;
+mod ordinary;
 mod proc;
 mod swarm;
 mod wire;
@@ -35,7 +39,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::time::{sleep, timeout, MissedTickBehavior};
 
 use proc::{self_ticks, server_stats, TICKS_PER_SEC};
-use swarm::{loss_pct, ms, open_client, Layout, Proto, Swarm};
+use swarm::{loss_pct, ms, open_client, ClientMode, Layout, Proto, Swarm};
 
 struct Args(HashMap<String, String>);
 
@@ -85,6 +89,11 @@ impl Args {
             first_room: self.get("first-room", 0),
             connect_rate: self.get("connect-rate", 2000),
             acks: self.get("acks", 0u8) == 1,
+            client: if self.0.get("client").is_some_and(|c| c == "ordinary") {
+                ClientMode::Ordinary
+            } else {
+                ClientMode::Lean
+            },
         }
     }
 }
@@ -174,6 +183,7 @@ async fn rooms(a: &Args) -> Value {
         .measured(0, a.get("rate", 500.0), a.get("secs", 5.0))
         .await;
     figures["scenario"] = json!("rooms");
+    figures["client"] = json!(a.layout(1, 1).client.name());
     figures["receivers"] = json!(s.receivers);
     figures["rooms"] = json!(s.senders());
     figures
@@ -227,7 +237,7 @@ async fn ramp(a: &Args) -> Value {
         }
         sleep(Duration::from_millis(500)).await;
     }
-    json!({ "scenario": "ramp", "receivers": s.receivers, "max_p99_ms": limit_ms,
+    json!({ "scenario": "ramp", "client": a.layout(1, 1).client.name(), "receivers": s.receivers, "max_p99_ms": limit_ms,
             "max_ack_p99_ms": ack_limit_ms,
             "max_sustainable_per_s": best, "max_sustainable_msgs_per_s": best / per_msg,
             "steps": results })

@@ -97,7 +97,8 @@ impl Stats {
         }
     }
 
-    fn record(&mut self, sent_us: u64, phase: usize, slot: usize) {
+    /// A stamped delivery to receiver `slot`.
+    pub fn record(&mut self, sent_us: u64, phase: usize, slot: usize) {
         let Some(p) = self.phases.get_mut(phase) else {
             return;
         };
@@ -233,6 +234,26 @@ pub struct Layout {
     pub connect_rate: u64,
     /// Senders ask for an ack of every message (socket.io ack id, raw `request_id`).
     pub acks: bool,
+    /// How the receivers are built.
+    pub client: ClientMode,
+}
+
+/// How receivers are built: lean ([`crate::wire`], reading in place, no JSON parsing)
+/// or as ordinary clients are ([`crate::ordinary`]). Senders are always lean.
+#[derive(Clone, Copy, PartialEq)]
+pub enum ClientMode {
+    Lean,
+    Ordinary,
+}
+
+impl ClientMode {
+    /// Its name in figures and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lean => "lean",
+            Self::Ordinary => "ordinary",
+        }
+    }
 }
 
 impl Layout {
@@ -296,7 +317,18 @@ impl Swarm {
             let host = layout.hosts[slot % layout.hosts.len()].clone();
             let room = layout.room(slot / layout.size);
             let (proto, stats, done_tx) = (layout.proto, stats.clone(), done_tx.clone());
+            let client = layout.client;
             tokio::task::spawn_local(async move {
+                if client == ClientMode::Ordinary {
+                    let opened = crate::ordinary::open(&host, proto, &room).await;
+                    drop(permit);
+                    let _ = done_tx.send(opened.is_ok());
+                    drop(done_tx);
+                    if let Ok(ws) = opened {
+                        crate::ordinary::receive(ws, proto, stats, slot).await;
+                    }
+                    return;
+                }
                 let opened = open_client(&host, proto, Some(&room)).await;
                 drop(permit);
                 let _ = done_tx.send(opened.is_ok());
