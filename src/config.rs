@@ -784,6 +784,9 @@ fn check_pod_url(url: &str) -> Result<(), &'static str> {
     if uri.authority().is_none_or(|a| a.host().is_empty()) {
         return Err("must name a host, e.g. http://10.0.0.7:8084");
     }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("must hold no user name or password (it is logged and shared in Redis)");
+    }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err("must have no path or query");
     }

@@ -550,7 +550,6 @@ async fn forged_looping_and_dead_session_tags_get_unknown_session() {
         )
         .await,
     );
-    unknown(common::http_request(pods[1].addr, "GET", &poll(own), &[], "").await);
     unknown(
         common::http_request(
             pods[1].addr,
@@ -579,4 +578,115 @@ async fn forged_looping_and_dead_session_tags_get_unknown_session() {
         );
     }
     assert_eq!(common::health(pods[1].addr).await["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_upgrades_to_websocket_through_the_pod_that_does_not_own_it() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (pods, _balancer) = pods_behind_a_balancer(&redis).await;
+    let sid = open_session(&pods[0]).await;
+    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll, &[], "40").await;
+    assert_eq!(status, 200, "{raw}");
+    let (status, answer) = common::http_get(pods[1].addr, &poll).await;
+    assert!(status == 200 && answer.contains("40{"), "{answer}");
+
+    // The upgrade goes through pod 1 to pod 0, which owns the session.
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        pods[1].addr
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade through pod 1");
+    ws.send(Message::text("2probe")).await.expect("probe");
+    let next_text = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
+        match timeout(WAIT, ws.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+            Some(Ok(_)) => continue,
+            other => panic!("the tunnel ended: {other:?}"),
+        }
+    };
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    ws.send(Message::text("5")).await.expect("upgrade");
+    ws.send(Message::text("420[\"room:join\",{\"room\":\"tunnel\"}]"))
+        .await
+        .expect("join");
+    // The join's answer (its presence announcement may come first).
+    let acked = loop {
+        let text = next_text(&mut ws).await;
+        if text.starts_with("430") {
+            break text;
+        }
+    };
+    assert!(acked.contains("\"status\":\"ok\""), "{acked}");
+    drop(ws);
+
+    // A made-up session of a live pod: the owner refuses or closes it, and pod 1 ends its
+    // side of the tunnel too (it does not wait for the client to hang up).
+    let tag = sid.rsplit_once('.').expect("tagged").1;
+    let fake = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAA.{tag}",
+        pods[1].addr
+    );
+    if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(fake).await {
+        loop {
+            match timeout(WAIT, ws.next())
+                .await
+                .expect("the fake session ends in time")
+            {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_draining_with_a_forwarded_long_poll_still_drains_in_time() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (mut pods, _balancer) = pods_behind_a_balancer(&redis).await;
+    let sid = open_session(&pods[0]).await;
+    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll, &[], "40").await;
+    assert_eq!(status, 200, "{raw}");
+    let (status, answer) = common::http_get(pods[1].addr, &poll).await;
+    assert!(status == 200 && answer.contains("40{"), "{answer}");
+    // Nothing to send: this poll waits on pod 0 (up to PING_INTERVAL) through pod 1.
+    let addr = pods[1].addr;
+    let waiting = tokio::spawn(async move { common::http_get(addr, &poll).await });
+    until("the long poll is forwarded", WAIT, || async {
+        let (_, metrics) = common::http_get(pods[1].addr, "/metrics").await;
+        metrics
+            .lines()
+            .any(|l| l == "chatwire_session_forwards_in_flight 1")
+            .then_some(())
+    })
+    .await;
+    let draining = tokio::time::Instant::now();
+    pods[1].signal("TERM").await;
+    let (status, answer) = timeout(WAIT, waiting)
+        .await
+        .expect("the forwarded poll is answered when the drain starts")
+        .expect("poll task");
+    assert_eq!((status, answer.as_str()), (200, "6"), "a noop: poll again");
+    assert_eq!(pods[1].wait(WAIT).await, Some(0), "exit 0 after the drain");
+    assert!(
+        draining.elapsed() < Duration::from_secs(8),
+        "drained within SHUTDOWN_TIMEOUT: {:?}",
+        draining.elapsed()
+    );
+    assert_eq!(
+        pods[1].count_lines("drain did not finish"),
+        0,
+        "the drain finished, nothing cut short"
+    );
+    // The session itself lives on its pod.
+    assert_eq!(common::health(pods[0].addr).await["status"], "ok");
 }

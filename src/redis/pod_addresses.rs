@@ -16,13 +16,17 @@ use super::RedisLink;
 const KEY_PREFIX: &str = "chatwire:pod-url:";
 /// How long an advertised address lives without being renewed (a dead pod's address
 /// goes away within it).
-pub const ADDRESS_TTL: Duration = Duration::from_secs(30);
-/// How often a pod renews its address.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+pub const ADDRESS_TTL: Duration = Duration::from_secs(15);
+/// How often a pod renews its address (also how soon it is back after Redis lost it).
+const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How soon a failed write of the address is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// How long a looked-up address is used before Redis is asked again.
 const CACHE_FOR: Duration = Duration::from_secs(10);
+/// How long a tag Redis does not know stays unknown here without asking again.
+const UNKNOWN_FOR: Duration = Duration::from_secs(2);
+/// Unknown tags remembered at most (forged tags cannot grow the table past it).
+const UNKNOWN_MAX: usize = 4096;
 
 /// Where each pod can be reached, read from (and, for this pod, written to) Redis.
 /// Only addresses Redis holds are cached, so the cache is as large as the cluster.
@@ -30,6 +34,9 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 pub struct PodAddresses {
     link: RedisLink,
     cache: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Tags Redis answered nothing for, and when: a flood of forged tags costs one
+    /// Redis read per tag per [`UNKNOWN_FOR`].
+    unknown: Arc<Mutex<HashMap<String, Instant>>>,
     /// Whether this pod's own address has been written at least once.
     advertised: Arc<AtomicBool>,
 }
@@ -40,6 +47,7 @@ impl PodAddresses {
         Self {
             link,
             cache: Arc::default(),
+            unknown: Arc::default(),
             advertised: Arc::default(),
         }
     }
@@ -84,23 +92,38 @@ impl PodAddresses {
         let _ = self.link.query::<()>(&del).await;
     }
 
-    /// The address of the pod tagged `tag`, if it advertises one.
+    /// The address of the pod tagged `tag`, if it advertises one (an `http://` URL).
     pub async fn lookup(&self, tag: &str) -> Option<String> {
         if let Some((url, at)) = self.lock().get(tag) {
             if at.elapsed() < CACHE_FOR {
                 return Some(url.clone());
             }
         }
+        if self
+            .lock_unknown()
+            .get(tag)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_FOR)
+        {
+            return None;
+        }
         let mut get = redis::cmd("GET");
         get.arg(format!("{KEY_PREFIX}{tag}"));
         match self.link.query::<Option<String>>(&get).await {
-            Ok(Some(url)) => {
+            // Only what a pod could have written: an http:// URL.
+            Ok(Some(url)) if url.starts_with("http://") && url.parse::<hyper::Uri>().is_ok() => {
                 self.lock()
                     .insert(tag.to_owned(), (url.clone(), Instant::now()));
                 Some(url)
             }
-            Ok(None) => {
+            Ok(_) => {
                 self.forget(tag);
+                let mut unknown = self.lock_unknown();
+                if unknown.len() >= UNKNOWN_MAX {
+                    unknown.retain(|_, at| at.elapsed() < UNKNOWN_FOR);
+                }
+                if unknown.len() < UNKNOWN_MAX {
+                    unknown.insert(tag.to_owned(), Instant::now());
+                }
                 None
             }
             // Redis unreachable: the last address known, however old.
@@ -115,5 +138,9 @@ impl PodAddresses {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.unknown.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

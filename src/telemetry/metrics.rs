@@ -58,6 +58,11 @@ pub fn session_forward(outcome: &'static str) {
     counter!("chatwire_session_forwards_total", "outcome" => outcome).increment(1);
 }
 
+/// A forwarded request or tunnel started (`1.0`) or ended (`-1.0`).
+pub fn session_forwards_in_flight(change: f64) {
+    gauge!("chatwire_session_forwards_in_flight").increment(change);
+}
+
 /// A client sent an event or frame of `kind` (e.g. `message:send`, `chat`).
 pub fn message_in(transport: impl Label, kind: &'static str) {
     counter!("chatwire_messages_in_total", "transport" => transport.label(), "type" => kind)

@@ -12,6 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -27,8 +30,8 @@ use tracing::debug;
 use crate::redis::PodAddresses;
 use crate::telemetry::metrics;
 
-/// Where socket.io's requests arrive.
-const SOCKETIO_PATH: &str = "/socket.io/";
+/// Where socket.io's requests arrive (with or without the trailing slash).
+const SOCKETIO_PATH: &str = "/socket.io";
 /// Set on a forwarded request: the pod that gets it serves it or refuses it, never
 /// forwards it again.
 const FORWARDED_BY: &str = "x-chatwire-forwarded-by";
@@ -38,6 +41,10 @@ const OPEN_PACKET_LIMIT: usize = 16 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Hex digits of a pod's tag.
 const TAG_LEN: usize = 12;
+/// Forwarded requests and tunnels in flight at once, at most; more are answered 503.
+const MAX_FORWARDS: usize = 16_384;
+/// Bytes read at once from either side of a tunnel.
+const TUNNEL_CHUNK: usize = 8 * 1024;
 
 /// The answer engine.io gives for a session it does not know (the client opens a new
 /// one).
@@ -56,8 +63,11 @@ struct Inner {
     /// Longest wait for the owner's answer to start (a long poll waits up to the ping
     /// interval).
     answer_within: Duration,
-    /// Ends the WebSocket tunnels to other pods when this pod stops.
+    /// Ends the WebSocket tunnels to other pods, and stops waiting for other pods'
+    /// answers, when this pod stops.
     shutdown: CancellationToken,
+    /// Places for forwarded requests and tunnels in flight.
+    places: Arc<Semaphore>,
 }
 
 impl SessionRouter {
@@ -84,6 +94,7 @@ impl SessionRouter {
                 client,
                 answer_within,
                 shutdown,
+                places: Arc::new(Semaphore::new(MAX_FORWARDS)),
             }),
         }
     }
@@ -108,7 +119,8 @@ fn is_tag(s: &str) -> bool {
 /// The middleware: serves this pod's sessions (tag removed), tags the sessions it
 /// opens, forwards other pods' sessions to them.
 pub async fn route(State(router): State<SessionRouter>, mut req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with(SOCKETIO_PATH) {
+    let path = req.uri().path();
+    if !(path == SOCKETIO_PATH || path.starts_with("/socket.io/")) {
         return next.run(req).await;
     }
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -202,11 +214,22 @@ async fn tag_open_packet(response: Response, tag: &str) -> Response {
 /// upgrade, tunnels the two connections together).
 async fn forward(router: &SessionRouter, tag: &str, mut req: Request) -> Response {
     let inner = &router.inner;
+    let Ok(place) = inner.places.clone().try_acquire_owned() else {
+        metrics::session_forward("busy");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many forwarded requests",
+        )
+            .into_response();
+    };
+    let place = Place::taken(place);
     let Some(base) = inner.addresses.lookup(tag).await else {
         metrics::session_forward("unknown_pod");
         return unknown_session();
     };
-    let upgrade = is_upgrade(req.headers());
+    // Only a GET upgrades; any other request keeps its body.
+    let upgrade = req.method() == Method::GET && is_upgrade(req.headers());
+    let polls = req.method() == Method::GET && !upgrade;
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -222,18 +245,33 @@ async fn forward(router: &SessionRouter, tag: &str, mut req: Request) -> Respons
         parts.headers.insert(FORWARDED_BY, by);
     }
     let body = if upgrade { Body::empty() } else { body };
-    let sent = inner.client.request(Request::from_parts(parts, body));
-    let mut answer = match tokio::time::timeout(inner.answer_within, sent).await {
+    let sent = tokio::time::timeout(
+        inner.answer_within,
+        inner.client.request(Request::from_parts(parts, body)),
+    );
+    let answered = tokio::select! {
+        answered = sent => answered,
+        // Draining: a long poll waiting on another pod must not hold the drain up. An
+        // empty answer (a noop packet) sends the client to poll again, elsewhere.
+        () = inner.shutdown.cancelled() => {
+            metrics::session_forward("drained");
+            return if polls {
+                ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], "6").into_response()
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "this pod is shutting down").into_response()
+            };
+        }
+    };
+    let mut answer = match answered {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             debug!(error = %e, %tag, "forwarding to the session's pod failed");
+            metrics::session_forward("unreachable");
             if e.is_connect() {
                 inner.addresses.forget(tag);
-                metrics::session_forward("unreachable");
                 // Its pod is gone, and the session with it: the client opens a new one.
                 return unknown_session();
             }
-            metrics::session_forward("unreachable");
             return (StatusCode::BAD_GATEWAY, "the session's pod did not answer").into_response();
         }
         Err(_) => {
@@ -248,22 +286,66 @@ async fn forward(router: &SessionRouter, tag: &str, mut req: Request) -> Respons
     metrics::session_forward("forwarded");
     if let (Some(downstream), StatusCode::SWITCHING_PROTOCOLS) = (downstream, answer.status()) {
         let upstream = hyper::upgrade::on(&mut answer);
-        let stop = inner.shutdown.clone();
+        let (stop, idle) = (inner.shutdown.clone(), inner.answer_within);
         tokio::spawn(async move {
             let (Ok(down), Ok(up)) = tokio::join!(downstream, upstream) else {
                 return;
             };
-            let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
-            tokio::select! {
-                // Either side closing ends the tunnel; how is no news here.
-                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                () = stop.cancelled() => {}
-            }
+            tunnel(TokioIo::new(down), TokioIo::new(up), idle, stop).await;
+            drop(place);
         });
         return answer.map(Body::new);
     }
     strip_hop_headers(answer.headers_mut());
     answer.map(Body::new)
+}
+
+/// Moves bytes both ways between a client and a session's pod until either side ends
+/// (then both are closed), nothing moves for `idle` (engine.io pings every
+/// PING_INTERVAL, so a live session always has traffic), or `stop`.
+async fn tunnel<A, B>(down: A, up: B, idle: Duration, stop: CancellationToken)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let (mut down_read, mut down_write) = tokio::io::split(down);
+    let (mut up_read, mut up_write) = tokio::io::split(up);
+    let (mut from_client, mut from_pod) = (vec![0u8; TUNNEL_CHUNK], vec![0u8; TUNNEL_CHUNK]);
+    loop {
+        let moved = tokio::select! {
+            n = down_read.read(&mut from_client) => match n {
+                Ok(n) if n > 0 => up_write.write_all(&from_client[..n]).await.is_ok(),
+                _ => false,
+            },
+            n = up_read.read(&mut from_pod) => match n {
+                Ok(n) if n > 0 => down_write.write_all(&from_pod[..n]).await.is_ok(),
+                _ => false,
+            },
+            () = tokio::time::sleep(idle) => false,
+            () = stop.cancelled() => false,
+        };
+        if !moved {
+            break;
+        }
+    }
+    let _ = up_write.shutdown().await;
+    let _ = down_write.shutdown().await;
+}
+
+/// A place among the forwards in flight, counted in a gauge while held.
+struct Place(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Place {
+    fn taken(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics::session_forwards_in_flight(1.0);
+        Self(permit)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        metrics::session_forwards_in_flight(-1.0);
+    }
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
