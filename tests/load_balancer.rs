@@ -514,6 +514,21 @@ async fn open_session(pod: &ServerProcess) -> String {
     open["sid"].as_str().expect("sid").to_owned()
 }
 
+/// A polling session of `owner` whose namespace CONNECT went through `other`: its id
+/// and its polling path.
+async fn connected_through(owner: &ServerProcess, other: &ServerProcess) -> (String, String) {
+    let sid = open_session(owner).await;
+    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, raw) = common::http_request(other.addr, "POST", &poll, &[], "40").await;
+    assert_eq!(status, 200, "{raw}");
+    let (status, answer) = common::http_get(other.addr, &poll).await;
+    assert!(
+        status == 200 && answer.contains("40{\"sid\""),
+        "the namespace CONNECT answer, through the other pod: {answer}"
+    );
+    (sid, poll)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_looping_and_dead_session_tags_get_unknown_session() {
     let Some(redis) = RedisServer::start().await else {
@@ -588,12 +603,7 @@ async fn a_session_upgrades_to_websocket_through_the_pod_that_does_not_own_it() 
         return;
     };
     let (pods, _balancer) = pods_behind_a_balancer(&redis).await;
-    let sid = open_session(&pods[0]).await;
-    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll, &[], "40").await;
-    assert_eq!(status, 200, "{raw}");
-    let (status, answer) = common::http_get(pods[1].addr, &poll).await;
-    assert!(status == 200 && answer.contains("40{"), "{answer}");
+    let (sid, _) = connected_through(&pods[0], &pods[1]).await;
 
     // The upgrade goes through pod 1 to pod 0, which owns the session.
     let url = format!(
@@ -652,12 +662,7 @@ async fn a_pod_draining_with_a_forwarded_long_poll_still_drains_in_time() {
         return;
     };
     let (mut pods, _balancer) = pods_behind_a_balancer(&redis).await;
-    let sid = open_session(&pods[0]).await;
-    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll, &[], "40").await;
-    assert_eq!(status, 200, "{raw}");
-    let (status, answer) = common::http_get(pods[1].addr, &poll).await;
-    assert!(status == 200 && answer.contains("40{"), "{answer}");
+    let (_, poll) = connected_through(&pods[0], &pods[1]).await;
     // Nothing to send: this poll waits on pod 0 (up to PING_INTERVAL) through pod 1.
     let addr = pods[1].addr;
     let waiting = tokio::spawn(async move { common::http_get(addr, &poll).await });
