@@ -463,7 +463,11 @@ async fn socketio_chats_through_a_round_robin_balancer_without_sticky_sessions()
 
     // One pod dies mid-run: its sessions open again on the other and recover.
     driver.tell("send").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Killed while the clients are sending: once 20 more messages are stored.
+    until("sending again", WAIT, || async {
+        (history(&pods[0], "lb").await.len() >= steady.len() + 20).then_some(())
+    })
+    .await;
     pods[1].signal("KILL").await;
     pods[1].wait(WAIT).await;
     tokio::time::sleep(AFTER_KILL_FOR).await;
@@ -521,12 +525,21 @@ async fn connected_through(owner: &ServerProcess, other: &ServerProcess) -> (Str
     let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     let (status, raw) = common::http_request(other.addr, "POST", &poll, &[], "40").await;
     assert_eq!(status, 200, "{raw}");
-    let (status, answer) = common::http_get(other.addr, &poll).await;
-    assert!(
-        status == 200 && answer.contains("40{\"sid\""),
-        "the namespace CONNECT answer, through the other pod: {answer}"
-    );
-    (sid, poll)
+    // The CONNECT answer, perhaps after a ping (answered) in an earlier poll.
+    for _ in 0..3 {
+        let (status, answer) = common::http_get(other.addr, &poll).await;
+        assert_eq!(status, 200, "a poll through the other pod: {answer}");
+        if answer.contains("40{\"sid\"") {
+            return (sid, poll);
+        }
+        assert!(
+            answer.split('\u{1e}').all(|p| p == "2"),
+            "only pings before it: {answer}"
+        );
+        let (status, raw) = common::http_request(other.addr, "POST", &poll, &[], "3").await;
+        assert_eq!(status, 200, "{raw}");
+    }
+    panic!("no namespace CONNECT answer through the other pod");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,7 +548,8 @@ async fn forged_looping_and_dead_session_tags_get_unknown_session() {
         return;
     };
     let (mut pods, _balancer) = pods_behind_a_balancer(&redis).await;
-    let sid = open_session(&pods[0]).await;
+    // The other pod forwards it: the CONNECT packet goes to pod 0 and its answer comes back.
+    let (sid, _) = connected_through(&pods[0], &pods[1]).await;
     let (own, tag) = sid.rsplit_once('.').expect("a tagged session id");
     assert_eq!((own.len(), tag.len()), (16, 12), "{sid}");
     let poll = |sid: &str| format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
@@ -543,16 +557,6 @@ async fn forged_looping_and_dead_session_tags_get_unknown_session() {
         assert_eq!(status, 400, "{raw}");
         assert!(raw.contains("Session ID unknown"), "{raw}");
     };
-
-    // The other pod forwards it: the CONNECT packet goes to pod 0 and its answer comes back.
-    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll(&sid), &[], "40").await;
-    assert_eq!(status, 200, "{raw}");
-    let (status, answer) = common::http_get(pods[1].addr, &poll(&sid)).await;
-    assert_eq!(status, 200, "{answer}");
-    assert!(
-        answer.contains("40{\"sid\""),
-        "the namespace CONNECT answer: {answer}"
-    );
 
     // A tag no pod advertises, and the same session with its tag cut off or changed.
     unknown(
@@ -694,4 +698,36 @@ async fn a_pod_draining_with_a_forwarded_long_poll_still_drains_in_time() {
     );
     // The session itself lives on its pod.
     assert_eq!(common::health(pods[0].addr).await["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_rides_out_a_redis_pause_and_returns_after_a_redis_restart() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let (pods, _balancer) = pods_behind_a_balancer(&redis).await;
+    // Pod 1 has looked pod 0's address up once.
+    let (_, poll) = connected_through(&pods[0], &pods[1]).await;
+
+    // Redis stalls: the address pod 1 knows still routes pod 0's session.
+    redis.signal("STOP").await;
+    let (status, raw) = common::http_request(pods[1].addr, "POST", &poll, &[], "3").await;
+    redis.signal("CONT").await;
+    assert_eq!(status, 200, "forwarded while Redis was stalled: {raw}");
+
+    // Redis restarts empty: both pods advertise again, and a pod that never looked the
+    // other up finds it.
+    redis.kill().await;
+    redis.restart().await;
+    until(
+        "pod 0 forwards to pod 1 after the restart",
+        WAIT,
+        || async {
+            let sid = open_session(&pods[1]).await;
+            let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+            let (status, _) = common::http_request(pods[0].addr, "POST", &path, &[], "40").await;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
 }

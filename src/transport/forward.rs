@@ -123,10 +123,12 @@ pub async fn route(State(router): State<SessionRouter>, mut req: Request, next: 
     if !(path == SOCKETIO_PATH || path.starts_with("/socket.io/")) {
         return next.run(req).await;
     }
-    let query = req.uri().query().unwrap_or_default().to_owned();
-    let Some(sid) = param(&query, "sid") else {
+    // A shared copy (no allocation): the request is changed or moved below.
+    let uri = req.uri().clone();
+    let query = uri.query().unwrap_or_default();
+    let Some(sid) = param(query, "sid") else {
         let opens_polling =
-            req.method() == Method::GET && param(&query, "transport") == Some("polling");
+            req.method() == Method::GET && param(query, "transport") == Some("polling");
         let response = next.run(req).await;
         // Tagged once the other pods can find this one.
         return if opens_polling && router.inner.addresses.advertised() {
@@ -140,7 +142,7 @@ pub async fn route(State(router): State<SessionRouter>, mut req: Request, next: 
         return next.run(req).await;
     };
     if tag == router.tag() {
-        if let Some(uri) = without_tag(req.uri(), &query, own_sid) {
+        if let Some(uri) = without_tag(&uri, query, own_sid) {
             *req.uri_mut() = uri;
         }
         return next.run(req).await;

@@ -21,8 +21,8 @@ const options = JSON.parse(process.argv[2] ?? "{}");
 const out = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 const WAIT_MS = 20_000;
 
-/** Resolves once `check()` holds (checked on every event that could change it, and at
- * least every 50 ms), or rejects after `ms`. */
+/** Resolves once `check()` holds (checked every 50 ms: the client has no event for a
+ * transport upgrade), or rejects after `ms`. */
 function until(check, ms, what) {
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -87,9 +87,21 @@ async function pause() {
 
 async function report(newest) {
   const seen = (s) => Math.max(0, ...s.messages.map((m) => m[0]), ...s.own.map((m) => m[0]));
-  await until(() => clients.every((s) => seen(s) >= newest), WAIT_MS, `every client had offset ${newest}`).catch(
-    (err) => process.stderr.write(`lb-driver: ${err.message}\n`),
-  );
+  const caughtUp = () => clients.every((s) => seen(s) >= newest);
+  // Checked on every delivery, until all caught up or WAIT_MS passed.
+  await new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      process.stderr.write(`lb-driver: not every client had offset ${newest} within ${WAIT_MS} ms\n`);
+      done();
+    }, WAIT_MS);
+    const offs = clients.map((s) => s.client.on("message:new", () => caughtUp() && done()));
+    if (caughtUp()) done();
+  });
   out({
     type: "received",
     clients: clients.map((s) => ({
