@@ -17,9 +17,12 @@
 //!   and the retention prune (`recovery.rs`), the messages posted here and not yet
 //!   handed on (`posting.rs`), what the application's backend does (`backend.rs`:
 //!   publish once per idempotency key, remove or disconnect a user on every pod,
-//!   moderate), `ChatService`, and [`chat::ports`]: the traits it needs from outside
-//!   (the bus, the message log, the request keys, the presence store). It imports none of
-//!   the modules below (tests/layering.rs checks).
+//!   moderate), the chat product (`receipts.rs`: read positions and `receipt:update`;
+//!   `reactions.rs`; `threads.rs`: replies in a thread's own room; `directory.rs`: which
+//!   connections are in which rooms, for operators), `ChatService`, and [`chat::ports`]:
+//!   the traits it needs from outside (the bus, the message log, the request keys, read
+//!   positions, reactions, the presence store). It imports none of the modules below
+//!   (tests/layering.rs checks).
 //! - [`redis`]: the pod's one Redis connection, shared by the bus and the presence
 //!   store, which never import each other, and the pods' address book (POD_URL under
 //!   each pod's session tag). Redis holds no messages.
@@ -28,10 +31,11 @@
 //!   what it missed from the message log); hands other pods' deliveries, their answers
 //!   to questions (a user's connections) and what the socket.io Redis emitter publishes
 //!   (`bus/redis/emitter.rs`) to the chat's `Inbound`.
-//! - [`store`]: implements the chat's stores: the message log (`store/log/`: `memory`,
-//!   and `sql` for SQLite and PostgreSQL through sqlx, with the schema's migrations
-//!   from `migrations/` embedded), and presence in memory or in Redis across pods
-//!   (atomic Lua scripts).
+//! - [`store`]: implements the chat's stores: the message log with the request keys,
+//!   read positions and reactions beside it (`store/log/`: `memory`, and `sql` for SQLite
+//!   and PostgreSQL through sqlx, with the schema's migrations from `migrations/`
+//!   embedded), and presence in memory or in Redis across pods (atomic Lua scripts; with
+//!   Streamly's `rooms:active` and `connections:{room}` sets).
 //! - [`transport`]: protocol edges: the HTTP/1.1 accept loop (header read timeout),
 //!   socket.io (`socketio/`: events, fan-out, requests, turn), raw WebSocket (`ws/`:
 //!   upgrade, session, writer, hub, protocol), HTTP (health, metrics, history API,

@@ -22,8 +22,8 @@ use crate::bus::memory::MemoryHub;
 use crate::bus::redis::RedisBus;
 use crate::bus::LocalBus;
 use crate::chat::{
-    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, RequestKeys, Retention,
-    Stores, Transport,
+    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, Reactions, ReadPositions,
+    RequestKeys, Retention, Stores, Transport,
 };
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
@@ -77,14 +77,12 @@ pub async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn MessageLog>> {
 
 /// The message log DATABASE_URL names (its schema migrated), and the server API's
 /// idempotency keys kept beside it.
-pub async fn open_database(
-    config: &Config,
-) -> anyhow::Result<(Arc<dyn MessageLog>, Arc<dyn RequestKeys>)> {
+pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let location = log_location(config)?;
     if location == LogLocation::Memory {
         info!("message log in memory: nothing is kept across restarts");
         let log = Arc::new(MemoryLog::default());
-        return Ok((log.clone(), log));
+        return Ok((log.clone(), log.clone(), log.clone(), log));
     }
     let log = SqlLog::open(&location, sql_settings(config))
         .await
@@ -94,8 +92,17 @@ pub async fn open_database(
         _ => info!("message log in postgres"),
     }
     let log = Arc::new(log);
-    Ok((log.clone(), log))
+    Ok((log.clone(), log.clone(), log.clone(), log))
 }
+
+/// The stores kept in the database: the message log, the request keys, read positions
+/// and reactions.
+pub type Database = (
+    Arc<dyn MessageLog>,
+    Arc<dyn RequestKeys>,
+    Arc<dyn ReadPositions>,
+    Arc<dyn Reactions>,
+);
 
 /// `chatwire migrate`: brings DATABASE_URL's schema up to date; how many migrations ran.
 pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
@@ -141,7 +148,9 @@ pub async fn run_in_process(
     let stores = Stores {
         log: log.clone(),
         presence: Arc::new(presence.clone()),
-        keys: log,
+        keys: log.clone(),
+        reads: log.clone(),
+        reactions: log,
     };
     let attach = bus.clone();
     let start = move |chat: Arc<ChatService>| {
@@ -179,7 +188,7 @@ pub async fn run_with_clock(
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     if config.redis_url.is_empty() {
-        let (log, keys) = open_database(&config).await?;
+        let (log, keys, reads, reactions) = open_database(&config).await?;
         let bus = Arc::new(LocalBus);
         // One node: presence is the chat's own local counts (a single-node chat never
         // asks the presence store).
@@ -187,6 +196,8 @@ pub async fn run_with_clock(
             log,
             presence: Arc::new(MemoryPresence::default()),
             keys,
+            reads,
+            reactions,
         };
         let builder = SocketIo::builder();
         return serve_with(
@@ -203,9 +214,11 @@ pub async fn run_with_clock(
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
-    let (log, keys) = open_database(&config).await?;
+    let (log, keys, reads, reactions) = open_database(&config).await?;
     let stores = Stores {
         log,
+        reads,
+        reactions,
         presence: Arc::new(RedisPresence::new(
             link.clone(),
             pod.clone(),

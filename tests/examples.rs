@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::{venv_program, TestServer, WsClient, WAIT};
+use common::{venv_program, SioClient, TestServer, WsClient, WAIT};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -120,5 +120,69 @@ async fn python_raw_websocket_example() {
     cmd.arg(examples().join("raw-websocket/chat.py"))
         .arg(server.ws_url("/ws/smoke"));
     smoke("raw-websocket", cmd, &server).await;
+    server.stop().await;
+}
+
+/// client-examples/streamly/, written only from seed 003's description, chats with a
+/// socket.io client and a `realtime.Message` raw client in one room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamly_example_chats_with_socketio_and_raw_clients() {
+    assert!(
+        python_has("websockets"),
+        "run scripts/test: it installs client-examples/streamly/requirements.txt into .venv/"
+    );
+    let server = TestServer::start().await;
+    let options = serde_json::json!({ "auth": { "name": "Sio" } });
+    let mut sio = SioClient::connect_with(&server.http_url(), "websocket", options).await;
+    sio.join("streamly").await;
+    let (mut raw, _) = WsClient::connect(&server.ws_url("/ws?room=streamly&name=Raw")).await;
+    let mut child = Command::new(venv_program("python3"))
+        .arg(examples().join("streamly/chat.py"))
+        .arg(server.ws_url("/ws?room=streamly"))
+        .arg("sam")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Streamly example");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut wait_for = async |needle: &str| loop {
+        let line = timeout(WAIT, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("streamly: no line with {needle:?}"))
+            .expect("read")
+            .unwrap_or_else(|| panic!("streamly exited before printing {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    wait_for("connected as sam").await;
+    stdin
+        .write_all(b"hello from Streamly\n")
+        .await
+        .expect("type");
+    // Its own line comes back, as Streamly's service echoes it; the others get it.
+    wait_for("[streamly] sam: hello from Streamly").await;
+    let got = raw.recv_type("chat").await;
+    assert_eq!(got["data"]["content"], "hello from Streamly");
+    assert_eq!(got["user"]["name"], "sam");
+    let heard = sio.next_event("message:new").await;
+    assert_eq!(heard["data"]["content"], "hello from Streamly");
+    assert_eq!(heard["user"]["name"], "sam");
+
+    sio.send(Some("streamly"), "hi sam, from socket.io").await;
+    wait_for("[streamly] Sio: hi sam, from socket.io").await;
+    raw.chat("hi sam, from realtime").await;
+    wait_for("[streamly] Raw: hi sam, from realtime").await;
+
+    drop(stdin);
+    let status = timeout(WAIT, child.wait())
+        .await
+        .expect("exits after Ctrl-D")
+        .expect("wait");
+    assert!(status.success(), "streamly example exited with {status}");
+    sio.close().await;
     server.stop().await;
 }

@@ -72,6 +72,7 @@ fn user(id: &str) -> UserRef {
     UserRef {
         id: id.to_owned(),
         name: format!("{id} name"),
+        unverified: false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The chat's timers on a paused tokio clock (no waiting in real time): typing
 //! indicators end after TYPING_TIMEOUT, "offline" comes PRESENCE_GRACE after a user's
-//! last connection left, and a reconnect within the grace is silent. One node: the
+//! last connection left, and a reconnect within the grace is silent; read receipts go
+//! out at most once per user and room per second, the newest position last. One node: the
 //! in-memory stores and no bus, driven through `ChatService` as the transports do.
 
 use std::sync::{Arc, Mutex};
@@ -42,12 +43,15 @@ fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
         limit: Some(100),
         ttl: Duration::from_secs(3600),
     };
+    let log = Arc::new(MemoryLog::default());
     let chat = ChatService::new(
         Arc::new(LocalBus),
         Stores {
-            log: Arc::new(MemoryLog::default()),
+            log: log.clone(),
             presence: Arc::new(MemoryPresence::default()),
-            keys: Arc::new(MemoryLog::default()),
+            keys: log.clone(),
+            reads: log.clone(),
+            reactions: log,
         },
         ChatSettings {
             max_message_bytes: 65536,
@@ -149,5 +153,80 @@ async fn offline_comes_after_the_grace_and_a_quick_reconnect_is_silent() {
     tokio::time::advance(Duration::from_millis(200)).await;
     settle().await;
     assert_eq!(presence(&recorder.take()), [Status::Offline]);
+    stop.cancel();
+}
+
+fn receipts(events: &[ChatEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Receipt { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn receipts_go_out_once_a_second_with_the_newest_position() {
+    let (chat, recorder, stop) = chat();
+    let (reader, writer) = (
+        ann("c1"),
+        Sender {
+            user: "bob".into(),
+            ..Sender::anonymous(ConnId::new("c2"))
+        },
+    );
+    for sender in [&reader, &writer] {
+        chat.connect(sender, Transport::Ws, None);
+        drop(chat.join(sender, &room()).expect("join"));
+    }
+    for i in 0..5 {
+        let posted = chat
+            .post(&writer, Some(room()), format!("m{i}"))
+            .expect("post");
+        posted.stored().await.expect("stored");
+    }
+    settle().await;
+    recorder.take();
+
+    // The first goes at once; the next ones within the second wait, and only the newest
+    // goes when it ends.
+    for offset in [1, 2, 3] {
+        assert_eq!(
+            chat.mark_read(&reader, &room(), offset)
+                .await
+                .expect("read"),
+            offset
+        );
+    }
+    settle().await;
+    assert_eq!(receipts(&recorder.take()), [1]);
+    tokio::time::advance(Duration::from_millis(900)).await;
+    settle().await;
+    assert_eq!(receipts(&recorder.take()), [] as [u64; 0]);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(receipts(&recorder.take()), [3]);
+
+    // A position never moves back (and a repeat says nothing); past the end is the end.
+    assert_eq!(chat.mark_read(&reader, &room(), 2).await.expect("read"), 3);
+    assert_eq!(chat.mark_read(&reader, &room(), 3).await.expect("read"), 3);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(receipts(&recorder.take()), [] as [u64; 0]);
+    assert_eq!(chat.mark_read(&reader, &room(), 99).await.expect("read"), 5);
+    settle().await;
+    assert_eq!(receipts(&recorder.take()), [5]);
+    let unread = chat.unread(&reader, &room()).await.expect("unread");
+    assert_eq!(
+        (unread.read_offset, unread.unread, unread.last_offset),
+        (5, 0, 5)
+    );
+    let unread = chat.unread(&writer, &room()).await.expect("unread");
+    assert_eq!(
+        (unread.read_offset, unread.unread),
+        (0, 0),
+        "own messages are read"
+    );
     stop.cancel();
 }

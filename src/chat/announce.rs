@@ -30,7 +30,8 @@ pub struct Unsynced {
 }
 
 impl Unsynced {
-    fn mark(&self) {
+    /// Syncs again every [`RETRY_EVERY`] until a sync succeeds.
+    pub(super) fn mark(&self) {
         if !self.dirty.swap(true, Ordering::AcqRel) {
             info!("presence store missed a change; syncing again every second");
         }
@@ -169,10 +170,12 @@ impl ChatService {
             .into_iter()
             .filter(|(room, user)| !self.presence.contains(room, &user.id))
             .collect();
+        let rewrite = self.directory.take_lost(self.bus.losses());
         let state = PresenceState {
             online,
             departed,
             rooms: self.membership().rooms(),
+            connections: rewrite.then(|| self.membership().room_connections()),
         };
         match self.presence_store.sync(&state).await {
             Ok(changes) => {
@@ -193,6 +196,9 @@ impl ChatService {
             }
             Err(e) => {
                 debug!(error = %e, "presence sync failed; retrying");
+                if rewrite {
+                    self.directory.lose();
+                }
                 self.presence_unsynced.restore_departed(state.departed);
             }
         }
@@ -202,6 +208,7 @@ impl ChatService {
     /// (gaps after bus losses, the retention prune) until `cancel`.
     pub async fn run_background(self: Arc<Self>, cancel: CancellationToken) {
         tokio::spawn(self.clone().watch_log(cancel.clone()));
+        tokio::spawn(self.clone().write_directory(cancel.clone()));
         let mut typing_tick = tokio::time::interval(Duration::from_millis(250));
         let mut presence_tick = tokio::time::interval(self.settings.presence_heartbeat);
         let mut retry_tick = tokio::time::interval(RETRY_EVERY);

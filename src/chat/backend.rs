@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::{
     now_ms, Accepted, Asked, ChatError, ChatEvent, Claim, ConnId, Delivery, HistoryPage, Message,
     MessageRef, MessageType, PodConnections, Posted, Receipt, RoomName, RoomsCommand, Selection,
-    Sender, Status, Unstored, UserRef, MAX_HISTORY_PAGE,
+    Sender, Status, Unstored, UserRef,
 };
-use crate::chat::service::{encoded_len, MAX_OFFSET_FIELD};
+use crate::chat::service::{check_page_limit, encoded_len, MAX_OFFSET_FIELD};
 use crate::chat::ChatService;
 
 /// How long an idempotency key is remembered.
@@ -83,7 +83,7 @@ pub enum Published {
     /// Published now.
     Now(Accepted),
     /// Published by an earlier request with the same key: that message.
-    Before(Message),
+    Before(Box<Message>),
 }
 
 impl ChatService {
@@ -104,6 +104,11 @@ impl ChatService {
             name,
             data,
         } = publication;
+        if room.as_ref().is_some_and(RoomName::is_thread) {
+            return Err(ChatError::invalid(
+                "a thread's room takes replies from its members only",
+            ));
+        }
         if !matches!(
             kind,
             MessageType::Chat | MessageType::Notification | MessageType::System
@@ -123,7 +128,12 @@ impl ChatService {
             }
             None => {}
         }
-        let message = Message::new(kind, room, from, data);
+        let mut message = Message::new(kind, room, from, data);
+        message.user = name.as_ref().map(|name| UserRef {
+            id: message.from.clone(),
+            name: name.clone(),
+            unverified: false,
+        });
         let size = encoded_len(&message) + MAX_OFFSET_FIELD;
         let limit = self.settings.max_message_bytes;
         if size > limit {
@@ -180,7 +190,7 @@ impl ChatService {
         };
         let Some(earlier) = Marker::parse(&held) else {
             return serde_json::from_str(&held)
-                .map(Published::Before)
+                .map(|message| Published::Before(Box::new(message)))
                 .map_err(|e| ChatError::Internal(format!("unreadable stored result: {e}")));
         };
         if now < earlier.settled_by {
@@ -188,7 +198,7 @@ impl ChatService {
         }
         if let Some(message) = self.log.find(earlier.id).await? {
             self.settle_key(key, &message.to_json()).await;
-            return Ok(Published::Before(message));
+            return Ok(Published::Before(Box::new(message)));
         }
         // Never stored: this repeat publishes, unless another one took the key first.
         if self.keys.replace(key, &held, &marker, expires).await? {
@@ -314,10 +324,12 @@ impl ChatService {
     /// The identity a backend command acts with for `conn`: its user, no room grants
     /// needed (but another user's `user:` room stays closed).
     fn backend_sender(&self, conn: &ConnId, user: &str) -> Sender {
+        let (name, name_unverified) = self.membership().name_of(conn);
         Sender {
             conn: conn.clone(),
             user: user.to_owned(),
-            name: self.membership().name_of(conn),
+            name,
+            name_unverified,
             anonymous: false,
             allowed_rooms: None,
             may_post_globally: true,
@@ -364,11 +376,7 @@ impl ChatService {
         before: Option<MessageRef>,
         limit: usize,
     ) -> Result<HistoryPage, ChatError> {
-        if limit == 0 || limit > MAX_HISTORY_PAGE {
-            return Err(ChatError::invalid(format!(
-                "limit must be 1-{MAX_HISTORY_PAGE}"
-            )));
-        }
+        check_page_limit(limit)?;
         Ok(self.log.page(room, before, limit).await?)
     }
 

@@ -17,9 +17,11 @@ pub enum Form {
     RawFrame,
     /// The bus envelope other pods receive.
     BusEnvelope,
+    /// The frame a raw connection speaking the Streamly dialect receives.
+    Streamly,
 }
 
-const FORMS: usize = 3;
+const FORMS: usize = 4;
 
 /// An event's encodings: whichever layer first needs a form makes it; every recipient,
 /// transport and layer after shares the same bytes. Opaque to the chat.

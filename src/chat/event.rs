@@ -16,6 +16,10 @@ pub struct UserRef {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The name is the client's own choice (an anonymous connection's `auth.name` or
+    /// `?name=`), not vouched for by a token or the backend. Omitted when `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 /// A user's presence status.
@@ -71,6 +75,44 @@ pub enum ChatEvent {
         /// Whether they are typing.
         typing: bool,
     },
+    /// A user's read position in a room moved (`receipt:update`): the room's members
+    /// (the user's other devices included) see how far they have read. Coalesced: at most
+    /// one per user and room per second from each pod.
+    Receipt {
+        /// The room.
+        room: RoomName,
+        /// Who read.
+        user: UserRef,
+        /// The offset they have read up to.
+        offset: u64,
+    },
+    /// A user added or took back a reaction (`message:reactions`): the message's counts
+    /// after it.
+    Reactions {
+        /// The message's room.
+        room: RoomName,
+        /// The message.
+        id: Uuid,
+        /// Each emoji's count, after the change.
+        reactions: super::ReactionCounts,
+        /// Who reacted.
+        user: UserRef,
+        /// With what.
+        emoji: String,
+        /// Added (`true`) or taken back.
+        add: bool,
+    },
+    /// A thread got a reply (`thread:updated`), told to the root's room.
+    ThreadUpdated {
+        /// The root's room.
+        room: RoomName,
+        /// The root message.
+        id: Uuid,
+        /// Replies so far.
+        reply_count: u64,
+        /// When the last one was sent.
+        last_reply_at: String,
+    },
     /// The application's backend removed a user from a room (`room:removed`): every
     /// member hears it, the user's connections in the room included, then those leave.
     Removed {
@@ -122,6 +164,9 @@ impl ChatEvent {
             Self::Deleted { room, .. }
             | Self::Presence { room, .. }
             | Self::Typing { room, .. }
+            | Self::Receipt { room, .. }
+            | Self::Reactions { room, .. }
+            | Self::ThreadUpdated { room, .. }
             | Self::Removed { room, .. } => Some(room),
             Self::Ended { .. } | Self::Emitted { .. } | Self::Command { .. } => None,
         }
@@ -135,6 +180,9 @@ impl ChatEvent {
             Self::Deleted { .. } => "deleted",
             Self::Presence { .. } => "presence",
             Self::Typing { .. } => "typing",
+            Self::Receipt { .. } => "receipt",
+            Self::Reactions { .. } => "reactions",
+            Self::ThreadUpdated { .. } => "thread",
             Self::Removed { .. } => "removed",
             Self::Ended { .. } => "ended",
             Self::Emitted { .. } => "emitted",

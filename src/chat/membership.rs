@@ -144,6 +144,7 @@ struct Conn {
     transport: Transport,
     user: String,
     name: Option<String>,
+    name_unverified: bool,
     mailbox: Option<Mailbox>,
     rooms: HashSet<RoomName>,
     address: Option<IpAddr>,
@@ -160,6 +161,8 @@ pub struct NewConnection<'a> {
     pub user: &'a str,
     /// The user's display name.
     pub name: Option<String>,
+    /// Whether the name is the client's own choice.
+    pub name_unverified: bool,
     /// The client's address.
     pub address: Option<IpAddr>,
 }
@@ -297,6 +300,7 @@ impl Membership {
                 transport,
                 user,
                 name: None,
+                name_unverified: false,
                 address: None,
             },
             mailbox,
@@ -321,6 +325,7 @@ impl Membership {
                 transport: new.transport,
                 user: new.user.to_owned(),
                 name: new.name,
+                name_unverified: new.name_unverified,
                 mailbox,
                 rooms: HashSet::new(),
                 address: new.address,
@@ -357,9 +362,13 @@ impl Membership {
             .collect()
     }
 
-    /// The display name `conn` connected with.
-    pub fn name_of(&self, conn: &ConnId) -> Option<String> {
-        self.read().conns.get(conn).and_then(|c| c.name.clone())
+    /// The display name `conn` connected with, and whether it was the client's own
+    /// choice (unverified).
+    pub fn name_of(&self, conn: &ConnId) -> (Option<String>, bool) {
+        self.read()
+            .conns
+            .get(conn)
+            .map_or((None, false), |c| (c.name.clone(), c.name_unverified))
     }
 
     /// Makes `conn`, a member of `room`, get deliveries from now on; its transport, when
@@ -524,6 +533,15 @@ impl Membership {
             .collect();
         rooms.sort();
         rooms
+    }
+
+    /// Every (room, connection) membership on this pod.
+    pub fn room_connections(&self) -> Vec<(RoomName, ConnId)> {
+        self.read()
+            .rooms
+            .iter()
+            .flat_map(|(room, members)| members.keys().map(|conn| (room.clone(), conn.clone())))
+            .collect()
     }
 
     /// Connection and room counts.

@@ -7,7 +7,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::RoomName;
+use super::{RoomName, UserRef};
 
 /// Kind of a [`Message`], the `type` key on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +81,10 @@ pub struct Message {
     pub room: Option<RoomName>,
     /// Identity of the sender (never taken from the client).
     pub from: String,
+    /// The sender as others see them (`{id, name, unverified?}`), on chat messages whose
+    /// sender has a display name; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserRef>,
     /// Type-specific payload, e.g. `{"content":"hi"}` for chat.
     pub data: Value,
     /// RFC 3339 UTC time with milliseconds, set by the server.
@@ -89,6 +93,28 @@ pub struct Message {
     /// log when it stored the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Each emoji's count of reactions, on messages read from history that have any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<super::ReactionCounts>,
+    /// On a thread reply: the thread's root message and its room (the reply itself is in
+    /// the thread's own room, `thread:{root id}`, with offsets of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadRef>,
+    /// On a thread's root read from history: how many replies it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_count: Option<u64>,
+    /// On a thread's root read from history: when its last reply was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<String>,
+}
+
+/// The thread a reply belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRef {
+    /// The root message's id.
+    pub id: Uuid,
+    /// The root message's room.
+    pub room: RoomName,
 }
 
 const RFC3339_MILLIS: &[FormatItem<'static>] =
@@ -102,9 +128,14 @@ impl Message {
             kind,
             room,
             from,
+            user: None,
             data,
             timestamp: now_rfc3339(),
             offset: None,
+            reactions: None,
+            thread: None,
+            reply_count: None,
+            last_reply_at: None,
         }
     }
 

@@ -8,6 +8,7 @@
 mod announce;
 mod backend;
 mod delivery;
+mod directory;
 mod error;
 mod event;
 mod history;
@@ -17,10 +18,14 @@ mod policy;
 pub mod ports;
 mod posting;
 mod presence;
+mod reactions;
+mod receipts;
 mod recovery;
 mod room;
+mod search;
 mod sequence;
 mod service;
+mod threads;
 mod typing;
 
 pub use backend::{Publication, Published, IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_KEY, MAX_REASON};
@@ -32,14 +37,21 @@ pub use membership::{
     ConnId, Departed, Interest, Mailbox, Member, Membership, MembershipCounts, NewConnection,
     Recipients, Selection, Transport, UserConnection,
 };
-pub use message::{ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, SERVER_SENDER};
-pub use policy::{RoomPattern, Sender, USER_ROOM_PREFIX};
-pub use ports::{
-    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, Draft, Happened, HistoryPage,
-    Inbound, MessageFilter, MessageLog, MessageRef, Observer, PodConnections, PresenceChanges,
-    PresenceState, PresenceStore, Receipt, RequestKeys, RoomBounds, RoomsCommand, StoreError,
-    Stored, Unstored, Verdict, LOCAL_POD,
+pub use message::{
+    ms_of_rfc3339, now_rfc3339, rfc3339_of_ms, Message, MessageType, ThreadRef, SERVER_SENDER,
 };
+pub use policy::{display_name, RoomPattern, Sender, MAX_DISPLAY_NAME_CHARS, USER_ROOM_PREFIX};
+pub use ports::{
+    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, ConnectionChange, Draft, Happened,
+    HistoryPage, Inbound, MessageFilter, MessageLog, MessageRef, Observer, PodConnections,
+    PresenceChanges, PresenceState, PresenceStore, ReactionCounts, Reactions, ReadPositions,
+    Receipt, RequestKeys, RoomBounds, RoomsCommand, StoreError, Stored, ThreadSummary, Unread,
+    Unstored, Verdict, ANONYMOUS_POSITION_TTL_MS, LOCAL_POD, MAX_EMOJIS_PER_MESSAGE,
+    MAX_UNREAD_COUNT,
+};
+pub use reactions::{emoji, MAX_EMOJI_BYTES};
+pub use receipts::{MAX_UNREAD_ROOMS, RECEIPT_EVERY};
 pub use recovery::{GAP_WAIT, MAX_RECOVERED};
-pub use room::{RoomName, MAX_ROOM_NAME_LEN};
+pub use room::{thread_room, thread_root, RoomName, MAX_ROOM_NAME_LEN, THREAD_PREFIX};
+pub use search::{MAX_QUERY_BYTES, MAX_SEARCH_PAGE};
 pub use service::{Accepted, ChatService, ChatSettings, Posted, Stores, MAX_HISTORY_PAGE};

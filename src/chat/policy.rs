@@ -60,8 +60,10 @@ pub struct Sender {
     pub conn: ConnId,
     /// The identity written into `from`: the token's `sub`, or the client id.
     pub user: String,
-    /// Display name (the token's `name`).
+    /// Display name (the token's `name`, the backend's, or the client's own choice).
     pub name: Option<String>,
+    /// Whether `name` is the client's own choice ([`Sender::choose_name`]).
+    pub name_unverified: bool,
     /// Whether the connection presented no token.
     pub anonymous: bool,
     /// With ROOM_ACL=claims: the rooms this user may join.
@@ -80,6 +82,7 @@ impl Sender {
             user: conn.to_string(),
             conn,
             name: None,
+            name_unverified: false,
             anonymous: true,
             allowed_rooms: None,
             may_post_globally: true,
@@ -113,6 +116,22 @@ impl Sender {
         super::UserRef {
             id: self.user.clone(),
             name: self.name.clone().unwrap_or_else(|| self.user.clone()),
+            unverified: self.name_unverified && self.name.is_some(),
+        }
+    }
+
+    /// The sender as a message names it: `None` without a display name (then `from`
+    /// is all there is).
+    pub fn message_user(&self) -> Option<super::UserRef> {
+        self.name.as_ref().map(|_| self.user_ref())
+    }
+
+    /// Takes the client's own display name (already checked by [`display_name`]) when
+    /// nobody vouched for one: a token's or the backend's name wins. Marked unverified.
+    pub fn choose_name(&mut self, name: String) {
+        if self.name.is_none() || self.name_unverified {
+            self.name = Some(name);
+            self.name_unverified = true;
         }
     }
 
@@ -125,8 +144,14 @@ impl Sender {
         RoomName::parse(&format!("{USER_ROOM_PREFIX}{}", self.user)).ok()
     }
 
-    /// Whether this identity may join `room`.
+    /// Whether this identity may join `room`. A thread's room is never joined by name:
+    /// `thread:open` checks its root's room instead.
     pub fn may_join(&self, room: &RoomName) -> Result<(), ChatError> {
+        if room.is_thread() {
+            return Err(ChatError::Forbidden(
+                "a thread is opened with thread:open {room, id}, not joined by name".into(),
+            ));
+        }
         if room.as_str().starts_with(USER_ROOM_PREFIX) {
             if self.anonymous {
                 return Err(ChatError::Forbidden(
@@ -147,6 +172,29 @@ impl Sender {
             _ => Ok(()),
         }
     }
+}
+
+/// Longest display name a client may choose, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// A display name a client chose (`auth.name`, `?name=`, a Streamly `username`):
+/// trimmed, 1-64 characters, no control characters.
+pub fn display_name(raw: &str) -> Result<String, ChatError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ChatError::invalid("name must not be empty"));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ChatError::invalid(format!(
+            "name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ChatError::invalid(
+            "name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -185,6 +233,31 @@ mod tests {
         assert!(alice.may_join(&room("team-9")).is_ok());
         assert!(alice.may_join(&room("lobby")).is_err());
         assert!(alice.may_join(&room("user:alice")).is_ok());
+    }
+
+    #[test]
+    fn chosen_names_are_checked_and_never_replace_a_vouched_one() {
+        assert_eq!(display_name("  Ada  ").unwrap(), "Ada");
+        for bad in ["", "   ", "a\u{0}b", "line\nbreak"] {
+            assert!(display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(display_name(&"é".repeat(MAX_DISPLAY_NAME_CHARS)).is_ok());
+        assert!(display_name(&"é".repeat(MAX_DISPLAY_NAME_CHARS + 1)).is_err());
+
+        let mut anon = Sender::anonymous(ConnId::new("c1"));
+        assert_eq!(anon.message_user(), None);
+        anon.choose_name("Ada".into());
+        let user = anon.user_ref();
+        assert_eq!((user.name.as_str(), user.unverified), ("Ada", true));
+        anon.choose_name("Grace".into());
+        assert_eq!(anon.user_ref().name, "Grace");
+
+        let mut vouched = Sender::anonymous(ConnId::new("c2"));
+        vouched.name = Some("Token Name".into());
+        vouched.choose_name("Impostor".into());
+        let user = vouched.user_ref();
+        assert_eq!((user.name.as_str(), user.unverified), ("Token Name", false));
+        assert_eq!(vouched.message_user(), Some(user));
     }
 
     #[test]

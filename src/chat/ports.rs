@@ -237,6 +237,9 @@ pub enum StoreError {
     /// The backend could not be reached, did not answer in time, or its queue is full.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A bounded collection is full (a message's different emojis).
+    #[error("{0}")]
+    TooMany(String),
 }
 
 /// How long a client refused with `UNAVAILABLE` should wait before sending again.
@@ -247,6 +250,7 @@ impl From<StoreError> for ChatError {
         match e {
             StoreError::NotFound => ChatError::invalid(e.to_string()),
             StoreError::NotAuthor => ChatError::Forbidden(e.to_string()),
+            StoreError::TooMany(_) => ChatError::invalid(e.to_string()),
             StoreError::Unavailable(_) => ChatError::Unavailable {
                 reason: e.to_string(),
                 retry_after_ms: STORE_RETRY_AFTER_MS,
@@ -408,6 +412,59 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Refuses new appends and settles every queued one (stored and handed on, or
     /// failed); resolves once done.
     fn drain(&self) -> BoxFuture<'_, ()>;
+
+    /// Up to `limit` stored messages of `rooms` whose text has every word of `query`
+    /// (case-insensitively; tombstones never match), newest first, older than message
+    /// `before` (the last of an earlier page) when given.
+    fn search<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        query: &'a str,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>>;
+
+    /// The thread of each of `roots` that has replies: how many (its room's last offset)
+    /// and when the last one was sent. The default asks [`MessageLog::bounds`] and
+    /// [`MessageLog::page`] of each thread's room.
+    fn thread_summaries<'a>(
+        &'a self,
+        roots: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<Uuid, ThreadSummary>, StoreError>> {
+        Box::pin(async move {
+            let mut summaries = std::collections::HashMap::new();
+            for root in roots {
+                let room = super::thread_room(*root);
+                let last = self.bounds(&room).await?.last;
+                if last == 0 {
+                    continue;
+                }
+                let page = self.page(&room, None, 1).await?;
+                let last_reply_at = page
+                    .messages
+                    .last()
+                    .map(|m| m.timestamp.clone())
+                    .unwrap_or_default();
+                summaries.insert(
+                    *root,
+                    ThreadSummary {
+                        reply_count: last,
+                        last_reply_at,
+                    },
+                );
+            }
+            Ok(summaries)
+        })
+    }
+}
+
+/// A thread as its root shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadSummary {
+    /// Replies so far (deleted ones included, as tombstones).
+    pub reply_count: u64,
+    /// When the last reply was sent (RFC 3339).
+    pub last_reply_at: String,
 }
 
 /// What [`RequestKeys::claim`] found under a key.
@@ -462,6 +519,82 @@ pub trait RequestKeys: Send + Sync + 'static {
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
+/// A user's place in a room and what they have not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Unread {
+    /// The offset the user has read up to (0: nothing yet).
+    pub read_offset: u64,
+    /// Chat messages after it sent by others and not deleted, counted up to the cap
+    /// ([`MAX_UNREAD_COUNT`]).
+    pub unread: u64,
+    /// The room's last offset.
+    pub last_offset: u64,
+}
+
+/// Unread messages are counted up to this many (a client shows "999+").
+pub const MAX_UNREAD_COUNT: u64 = 999;
+
+/// Where each user has read up to in each room (`message:read`), kept beside the log
+/// and shared by every pod that shares it. Positions only move forward.
+pub trait ReadPositions: Send + Sync + 'static {
+    /// Moves `user`'s position in `room` forward to `offset` at `now_ms` (never back);
+    /// `anonymous`: the user is a connection id, kept for a day only. The position now.
+    fn mark_read<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+        anonymous: bool,
+        offset: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// `user`'s position and unread count in `room`.
+    fn unread<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Unread, StoreError>>;
+
+    /// `user`'s rooms with a position, most recently read first, at most `limit`.
+    fn unread_rooms<'a>(
+        &'a self,
+        user: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(RoomName, Unread)>, StoreError>>;
+}
+
+/// Each emoji's count of reactions on one message.
+pub type ReactionCounts = std::collections::BTreeMap<String, u64>;
+
+/// Reactions on messages (`message:react`): one per user, emoji and message, kept
+/// beside the log and shared by every pod that shares it.
+pub trait Reactions: Send + Sync + 'static {
+    /// Adds (`add`) or takes back `user`'s `emoji` on message `id` of `room` at `now_ms`;
+    /// whether that changed anything, and the message's counts after. Adding a new emoji
+    /// to a message that has [`MAX_EMOJIS_PER_MESSAGE`] already fails (`TooMany`).
+    fn react<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        user: &'a str,
+        emoji: &'a str,
+        add: bool,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<(bool, ReactionCounts), StoreError>>;
+
+    /// The counts of each of `ids` that has reactions.
+    fn counts<'a>(
+        &'a self,
+        ids: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<Uuid, ReactionCounts>, StoreError>>;
+}
+
+/// Different emojis one message may carry at most.
+pub const MAX_EMOJIS_PER_MESSAGE: usize = 50;
+
+/// Anonymous users' read positions are kept this long after their last move.
+pub const ANONYMOUS_POSITION_TTL_MS: u64 = 24 * 3600 * 1000;
+
 /// The content and edit time of an edited message's `data`.
 pub fn edited_data(content: String, edited_at: &str) -> serde_json::Value {
     serde_json::json!({ "content": content, "edited_at": edited_at })
@@ -481,6 +614,19 @@ pub struct PresenceState {
     pub departed: Vec<(RoomName, UserRef)>,
     /// Rooms with local members, with their member counts.
     pub rooms: Vec<(RoomName, usize)>,
+    /// Every connection of this pod with its rooms, when a [`ConnectionChange`] did not
+    /// reach the store: the store replaces this pod's connection records with these.
+    pub connections: Option<Vec<(RoomName, ConnId)>>,
+}
+
+/// A local connection joined or left a room, as the presence store records it for
+/// operators (Streamly's `connections:{room}` and `rooms:active` sets in Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionChange {
+    /// The connection joined the room.
+    Joined(RoomName, ConnId),
+    /// The connection left the room (or ended).
+    Left(RoomName, ConnId),
 }
 
 /// What a [`PresenceStore::sync`] changed across the cluster.
@@ -531,6 +677,18 @@ pub trait PresenceStore: Send + Sync + 'static {
         &'a self,
         local: &'a [(RoomName, usize)],
     ) -> BoxFuture<'a, Result<Vec<(String, u64)>, StoreError>>;
+
+    /// Records local connections joining and leaving rooms, in the order given, beside
+    /// this pod's liveness (dead pods' records are removed by the next [`sync`] of a live
+    /// pod). A store that keeps no such records does nothing.
+    ///
+    /// [`sync`]: PresenceStore::sync
+    fn connections_changed<'a>(
+        &'a self,
+        _changes: &'a [ConnectionChange],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// A message about to be stored, as the application's backend judges it.
@@ -570,7 +728,7 @@ pub enum Happened {
     /// A message was stored (once, on the pod that stored it).
     Stored(Arc<Message>),
     /// A message was edited.
-    Edited(Message),
+    Edited(Box<Message>),
     /// A message was deleted.
     Deleted {
         /// Its room.

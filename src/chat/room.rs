@@ -38,6 +38,30 @@ impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The room of the thread whose root is message `root`: `thread:{root}`.
+    pub fn of_thread(root: uuid::Uuid) -> Self {
+        Self(Arc::from(format!("{THREAD_PREFIX}{root}")))
+    }
+
+    /// Whether this is a thread's room.
+    pub fn is_thread(&self) -> bool {
+        self.0.starts_with(THREAD_PREFIX)
+    }
+}
+
+/// Rooms of threads are named `thread:{root id}`; they are opened with `thread:open`,
+/// never joined by name.
+pub const THREAD_PREFIX: &str = "thread:";
+
+/// The room of the thread whose root is `root`.
+pub fn thread_room(root: uuid::Uuid) -> RoomName {
+    RoomName::of_thread(root)
+}
+
+/// The root message of the thread whose room is named `room`, if it is one.
+pub fn thread_root(room: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(room.strip_prefix(THREAD_PREFIX)?).ok()
 }
 
 fn is_room_char(c: char) -> bool {

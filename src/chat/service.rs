@@ -93,6 +93,10 @@ pub struct Stores {
     pub presence: Arc<dyn PresenceStore>,
     /// Idempotency keys of the server API, kept beside the log.
     pub keys: Arc<dyn RequestKeys>,
+    /// Users' read positions, kept beside the log.
+    pub reads: Arc<dyn super::ReadPositions>,
+    /// Reactions on messages, kept beside the log.
+    pub reactions: Arc<dyn super::Reactions>,
 }
 
 /// The chat domain: validates and decides, then hands events to the local fan-outs of
@@ -106,6 +110,8 @@ pub struct ChatService {
     pub(super) settings: ChatSettings,
     pub(super) log: Arc<dyn MessageLog>,
     pub(super) keys: Arc<dyn RequestKeys>,
+    pub(super) reads: Arc<dyn super::ReadPositions>,
+    pub(super) reactions: Arc<dyn super::Reactions>,
     pub(super) presence_store: Arc<dyn PresenceStore>,
     pub(super) presence: LocalPresence,
     pub(super) typing: TypingTracker,
@@ -119,6 +125,10 @@ pub struct ChatService {
     pub(super) presence_unsynced: super::announce::Unsynced,
     /// Messages posted here and not handed on yet.
     posting: Mutex<Posting>,
+    /// Local connections' joins and leaves not yet told to the presence store.
+    pub(super) directory: super::directory::Directory,
+    /// Read receipts sent within the last second, per user and room.
+    pub(super) receipts: super::receipts::Receipts,
     /// The application's backend judging messages (the message hook).
     filter: OnceLock<Arc<dyn MessageFilter>>,
     /// Where the backend is told what happened (webhooks).
@@ -138,6 +148,8 @@ impl ChatService {
             settings,
             log: stores.log,
             keys: stores.keys,
+            reads: stores.reads,
+            reactions: stores.reactions,
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
@@ -148,6 +160,8 @@ impl ChatService {
             shard_of: std::collections::hash_map::RandomState::new(),
             presence_unsynced: Default::default(),
             posting: Mutex::default(),
+            directory: Default::default(),
+            receipts: Default::default(),
             filter: OnceLock::new(),
             observer: OnceLock::new(),
         });
@@ -199,9 +213,9 @@ impl ChatService {
         room: Option<RoomName>,
         content: String,
     ) -> Result<Posted, ChatError> {
-        let Some(filter) = self.filter.get() else {
+        if self.filter.get().is_none() {
             return self.post(sender, room, content);
-        };
+        }
         // What the chat would refuse anyway is refused without asking.
         self.check_content(&content)?;
         match &room {
@@ -211,16 +225,31 @@ impl ChatService {
             Some(_) => {}
             None => sender.may_post_global()?,
         }
+        let content = self.judge(sender, room.clone(), content).await?;
+        self.post(sender, room, content)
+    }
+
+    /// The content the backend's message hook lets `sender` send to `room` (its
+    /// replacement, or the content itself; without a hook, the content), or its refusal.
+    pub(super) async fn judge(
+        &self,
+        sender: &Sender,
+        room: Option<RoomName>,
+        content: String,
+    ) -> Result<String, ChatError> {
+        let Some(filter) = self.filter.get() else {
+            return Ok(content);
+        };
         let draft = Draft {
-            room: room.clone(),
+            room,
             user: sender.user_ref(),
             content,
             edit: None,
         };
         let content = draft.content.clone();
         match filter.check(draft).await? {
-            Verdict::Allow => self.post(sender, room, content),
-            Verdict::Replace(replaced) => self.post(sender, room, replaced),
+            Verdict::Allow => Ok(content),
+            Verdict::Replace(replaced) => Ok(replaced),
             Verdict::Refuse(e) => Err(e),
         }
     }
@@ -264,6 +293,7 @@ impl ChatService {
                 transport,
                 user: &sender.user,
                 name: sender.name.clone(),
+                name_unverified: sender.name_unverified,
                 address: sender.ip,
             },
             mailbox,
@@ -303,7 +333,21 @@ impl ChatService {
         room: &RoomName,
     ) -> Result<Receipt, ChatError> {
         sender.may_join(room)?;
-        let receipt = match self.membership.join(&sender.conn, room) {
+        self.enter_checked(sender, room)
+    }
+
+    /// [`ChatService::enter`] once the caller checked that `sender` may join `room` (a
+    /// thread's room, whose root's room was checked).
+    pub(super) fn enter_checked(
+        self: &Arc<Self>,
+        sender: &Sender,
+        room: &RoomName,
+    ) -> Result<Receipt, ChatError> {
+        let joined = self.membership.join(&sender.conn, room);
+        if let Some((true, _)) = joined {
+            self.record_join(&sender.conn, room);
+        }
+        let receipt = match joined {
             None => return Err(ChatError::Internal("connection is not registered".into())),
             Some((true, Interest::Gained)) => {
                 let anchored = self.sequences(room).open(room);
@@ -342,6 +386,7 @@ impl ChatService {
         }
         let transport = self.membership.transport_of(conn);
         let interest = self.membership.leave(conn, room);
+        self.record_leave(conn, room);
         if let Some(transport) = transport {
             for fanout in self.fanouts() {
                 fanout.left(conn, transport, room);
@@ -360,6 +405,7 @@ impl ChatService {
             fanout.disconnected(conn, departed.transport);
         }
         for (room, interest) in departed.rooms {
+            self.record_leave(conn, &room);
             for fanout in self.fanouts() {
                 fanout.left(conn, departed.transport, &room);
             }
@@ -402,14 +448,30 @@ impl ChatService {
     ) -> Result<Posted, ChatError> {
         self.check_content(&content)?;
         match &room {
+            Some(room) if room.is_thread() => {
+                return Err(ChatError::invalid(
+                    "reply in a thread with {room, content, thread: <root id>}",
+                ));
+            }
             Some(room) if !self.membership.is_member(&sender.conn, room) => {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));
             }
             Some(_) => {}
             None => sender.may_post_global()?,
         }
-        let message = Message::chat(room, sender.user.clone(), content);
+        let mut message = Message::chat(room, sender.user.clone(), content);
+        message.user = sender.message_user();
         // The offset the log adds is counted at its widest.
+        self.queue_from(sender, message)
+    }
+
+    /// Queues `sender`'s `message` to the log once its size (counting the widest offset
+    /// the log adds) is within MAX_MESSAGE_BYTES; ends the sender's typing there.
+    pub(super) fn queue_from(
+        &self,
+        sender: &Sender,
+        message: Message,
+    ) -> Result<Posted, ChatError> {
         let size = encoded_len(&message) + MAX_OFFSET_FIELD;
         let limit = self.settings.max_message_bytes;
         if size > limit {
@@ -544,12 +606,10 @@ impl ChatService {
         limit: usize,
     ) -> Result<HistoryPage, ChatError> {
         sender.may_join(room)?;
-        if limit == 0 || limit > MAX_HISTORY_PAGE {
-            return Err(ChatError::invalid(format!(
-                "limit must be 1-{MAX_HISTORY_PAGE}"
-            )));
-        }
-        Ok(self.log.page(room, before, limit).await?)
+        check_page_limit(limit)?;
+        let page = self.log.page(room, before, limit).await?;
+        let page = self.with_reactions(page).await?;
+        self.with_threads(page).await
     }
 
     /// Replaces the content of the sender's message `id`; the room gets `message:updated`.
@@ -586,7 +646,7 @@ impl ChatService {
 
     /// Tells the room (`message:updated`) and the backend that `message` was edited.
     pub(super) fn edited(&self, message: &Message) {
-        self.observe(|| Happened::Edited(message.clone()));
+        self.observe(|| Happened::Edited(Box::new(message.clone())));
         drop(self.emit(
             ChatEvent::Updated {
                 message: message.clone(),
@@ -663,6 +723,16 @@ fn audience(delivery: &Delivery, recipients: &super::Recipients<'_>) -> usize {
     recipients.len().saturating_sub(usize::from(origin))
 }
 
+/// Refuses a history page size outside 1-[`MAX_HISTORY_PAGE`].
+pub(super) fn check_page_limit(limit: usize) -> Result<(), ChatError> {
+    if limit == 0 || limit > MAX_HISTORY_PAGE {
+        return Err(ChatError::invalid(format!(
+            "limit must be 1-{MAX_HISTORY_PAGE}"
+        )));
+    }
+    Ok(())
+}
+
 /// The widest `"offset":N` the log adds to a message's JSON.
 pub(super) const MAX_OFFSET_FIELD: usize = r#","offset":18446744073709551615"#.len();
 
@@ -714,6 +784,7 @@ impl Committed for ChatService {
                 origin: stored.origin.clone(),
             };
             self.sequenced(&delivery);
+            self.thread_replied(&stored.message);
             self.observe(|| Happened::Stored(stored.message.clone()));
             let receipt = self.bus.publish(&delivery);
             match self.posting().remove(&stored.message.id) {

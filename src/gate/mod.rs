@@ -240,6 +240,7 @@ impl Gate {
                 conn,
                 user: claims.user,
                 name: claims.name,
+                name_unverified: false,
                 anonymous: false,
                 allowed_rooms: self.0.acl_claims.then_some(claims.rooms),
                 may_post_globally: !self.0.acl_claims || claims.global,

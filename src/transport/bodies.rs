@@ -6,11 +6,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::chat::{Accepted, ChatError, ErrorCode, Message, RoomName, Status, UserRef};
-use crate::chat::{HistoryPage, MessageRef};
+use crate::chat::{
+    Accepted, ChatError, ChatService, ErrorCode, Message, RoomName, Sender, Status, UserRef,
+};
+use crate::chat::{HistoryPage, MessageRef, ThreadSummary, Unread};
 
 /// Page size of history requests that name none.
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
+
+/// Page size of searches that name none.
+pub const DEFAULT_SEARCH_PAGE: usize = 20;
 
 /// The `before` of an HTTP history query: an offset or a message id (empty: none).
 pub fn before_of(raw: Option<&str>) -> Result<Option<MessageRef>, ChatError> {
@@ -20,6 +25,52 @@ pub fn before_of(raw: Option<&str>) -> Result<Option<MessageRef>, ChatError> {
             .map(Some)
             .ok_or_else(|| ChatError::invalid("before is not an offset or a message id")),
     }
+}
+
+/// A room's unread count as answers carry it: `{"read_offset","unread","last_offset"}`
+/// added to `body`.
+pub fn with_unread(mut body: Value, unread: &Unread) -> Value {
+    body["read_offset"] = json!(unread.read_offset);
+    body["unread"] = json!(unread.unread);
+    body["last_offset"] = json!(unread.last_offset);
+    body
+}
+
+/// The answer to a join: `{"status":"ok","room"}`, `"degraded":true` when other pods
+/// could not be told, and for a user a token (or the backend) named, their read position
+/// and unread count (left out when the log does not answer).
+pub async fn joined_body(
+    chat: &ChatService,
+    sender: &Sender,
+    room: &RoomName,
+    degraded: bool,
+) -> Value {
+    let mut body = json!({ "status": "ok", "room": room });
+    if degraded {
+        body["degraded"] = json!(true);
+    }
+    if sender.anonymous {
+        return body;
+    }
+    match chat.unread(sender, room).await {
+        Ok(unread) => with_unread(body, &unread),
+        Err(_) => body,
+    }
+}
+
+/// `room:unread {room}`: `{"status":"ok","room","read_offset","unread","last_offset"}`.
+pub fn unread_body(room: &RoomName, unread: &Unread) -> Value {
+    with_unread(json!({ "status": "ok", "room": room }), unread)
+}
+
+/// `room:unread {}`: `{"status":"ok","rooms":[{"room","read_offset","unread",
+/// "last_offset"}]}`, most recently read first.
+pub fn unread_rooms_body(rooms: &[(RoomName, Unread)]) -> Value {
+    let rooms: Vec<Value> = rooms
+        .iter()
+        .map(|(room, unread)| with_unread(json!({ "room": room }), unread))
+        .collect();
+    json!({ "status": "ok", "rooms": rooms })
 }
 
 /// `message:history`: `{"status":"ok","messages":[...],"has_more":bool}`.
@@ -98,4 +149,20 @@ pub fn error_response(err: &ChatError) -> Response {
         );
     }
     response
+}
+
+/// The answer to `thread:open`: `{"status":"ok","room","id","thread","reply_count",
+/// "last_reply_at"?}`.
+pub fn opened_body(
+    room: &RoomName,
+    root: uuid::Uuid,
+    thread: &RoomName,
+    summary: Option<ThreadSummary>,
+) -> serde_json::Value {
+    let mut body = json!({ "status": "ok", "room": room, "id": root, "thread": thread,
+                           "reply_count": summary.as_ref().map_or(0, |s| s.reply_count) });
+    if let Some(summary) = summary {
+        body["last_reply_at"] = json!(summary.last_reply_at);
+    }
+    body
 }

@@ -38,6 +38,9 @@ pub fn routes(ctx: AppState) -> Router {
         .route("/api/cluster/sockets", get(cluster_sockets))
         .route("/api/rooms", get(active_rooms))
         .route("/api/rooms/{room}/messages", get(room_messages))
+        .route("/api/rooms/{room}/unread", get(room_unread))
+        .route("/api/rooms/{room}/search", get(room_search))
+        .route("/api/unread", get(all_unread))
         .with_state(ctx)
 }
 
@@ -110,6 +113,88 @@ async fn room_messages(
     .await;
     match result {
         Ok(page) => Json(page_body(&page)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/rooms/{room}/search?q=&before=&limit=`: messages of the room with every word
+/// of `q`, newest first (`before`: the id of the last message of the page before).
+async fn room_search(
+    State(ctx): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(room): Path<String>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(query) =
+            query.map_err(|e| ChatError::invalid(format!("bad query string: {e}")))?;
+        let room = RoomName::parse(&room)?;
+        let before = match query.before.as_deref().filter(|b| !b.is_empty()) {
+            None => None,
+            Some(b) => Some(
+                uuid::Uuid::parse_str(b)
+                    .map_err(|_| ChatError::invalid("before is not a message id"))?,
+            ),
+        };
+        let limit = query.limit.unwrap_or(super::bodies::DEFAULT_SEARCH_PAGE);
+        let q = query.q.unwrap_or_default();
+        ctx.chat
+            .search(&caller, Some(&room), &q, before, limit)
+            .await
+    }
+    .await;
+    match result {
+        Ok(page) => Json(page_body(&page)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A caller a read position can belong to: one a token (or the backend) named.
+fn positioned(caller: &Sender) -> Result<(), ChatError> {
+    if caller.anonymous {
+        return Err(ChatError::AuthFailed(
+            "unread counts belong to a user: send a token".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /api/rooms/{room}/unread`: the caller's read position and unread count there.
+async fn room_unread(
+    State(ctx): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(room): Path<String>,
+) -> Response {
+    let result = async {
+        positioned(&caller)?;
+        let room = RoomName::parse(&room)?;
+        let unread = ctx.chat.unread(&caller, &room).await?;
+        Ok::<_, ChatError>(super::bodies::unread_body(&room, &unread))
+    }
+    .await;
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/unread`: the caller's rooms with a read position, most recently read first,
+/// with their unread counts.
+async fn all_unread(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -> Response {
+    let result = async {
+        positioned(&caller)?;
+        ctx.chat.unread_rooms(&caller).await
+    }
+    .await;
+    match result {
+        Ok(rooms) => Json(super::bodies::unread_rooms_body(&rooms)).into_response(),
         Err(e) => e.into_response(),
     }
 }

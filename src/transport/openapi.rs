@@ -87,6 +87,10 @@ fn upgrade(summary: &str, with_room: bool) -> Value {
                 "description": "JWT, for clients that cannot set headers" }),
         json!({ "name": "since", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/MessageRef" },
                 "description": "The offset (or, for compatibility, the id) of the last message seen: the messages stored after it come first (needs a room)" }),
+        json!({ "name": "name", "in": "query", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 64 },
+                "description": "A display name the client chose: taken, marked unverified, where no token names the user" }),
+        json!({ "name": "format", "in": "query", "required": false, "schema": { "enum": ["realtime", "streamly"], "default": "realtime" },
+                "description": "streamly: the connection speaks the Streamly dialect (seed 003) from the start, with no welcome frame" }),
     ];
     if with_room {
         parameters.push(json!({ "name": "room", "in": "path", "required": true,
@@ -153,6 +157,47 @@ pub fn document() -> Value {
             "/api/chat-api/ws": upgrade("Raw WebSocket, global or ?room= (prefixed)", false),
             "/api/chat-api/ws/{room}": upgrade("Raw WebSocket joined to a room (prefixed)", true),
             "/api/rooms/{room}/messages": history,
+            "/api/rooms/{room}/unread": { "get": { "tags": ["History"], "summary": "The caller's read position and unread count in a room (message:read moves it)",
+                "parameters": [
+                    { "name": "room", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/RoomName" } },
+                    { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } }
+                ],
+                "responses": {
+                    "200": { "description": "Position and count", "content": { "application/json": { "schema": {
+                        "allOf": [ ok_schema("Unread"), { "type": "object", "required": ["status", "room"], "properties": {
+                            "status": { "const": "ok" }, "room": { "type": "string" } } } ] } } } },
+                    "400": error_ref("Bad room name (INVALID_PAYLOAD)"),
+                    "401": error_ref("No token, or an invalid one: read positions belong to users (AUTH_FAILED)"),
+                    "403": error_ref("Room not allowed for this user (FORBIDDEN)"),
+                    "429": error_ref("Too many reads (RATE_LIMITED)"),
+                    "503": error_ref("The database did not answer (UNAVAILABLE)") } } },
+            "/api/rooms/{room}/search": { "get": { "tags": ["History"], "summary": "The room's stored messages with every word of q, newest first",
+                "parameters": [
+                    { "name": "room", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/RoomName" } },
+                    { "name": "q", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } },
+                    { "name": "before", "in": "query", "required": false, "schema": { "type": "string", "format": "uuid" },
+                      "description": "The id of the last message of the page before" },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 50, "default": 20 } },
+                    { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } }
+                ],
+                "responses": {
+                    "200": { "description": "Matches, newest first", "content": { "application/json": { "schema": ok_schema("HistoryPage") } } },
+                    "400": error_ref("Bad room, q, before or limit (INVALID_PAYLOAD)"),
+                    "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
+                    "403": error_ref("Room not allowed for this user (FORBIDDEN)"),
+                    "429": error_ref("Too many reads (RATE_LIMITED)"),
+                    "503": error_ref("The database did not answer (UNAVAILABLE)") } } },
+            "/api/unread": { "get": { "tags": ["History"], "summary": "The caller's rooms with a read position, most recently read first (at most 100), with unread counts",
+                "parameters": [ { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } } ],
+                "responses": {
+                    "200": { "description": "Rooms", "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["status", "rooms"], "properties": {
+                            "status": { "const": "ok" },
+                            "rooms": { "type": "array", "items": { "allOf": [ ok_schema("Unread"), { "type": "object", "required": ["room"],
+                                "properties": { "room": { "type": "string" } } } ] } } } } } } },
+                    "401": error_ref("No token, or an invalid one: read positions belong to users (AUTH_FAILED)"),
+                    "429": error_ref("Too many reads (RATE_LIMITED)"),
+                    "503": error_ref("The database did not answer (UNAVAILABLE)") } } },
             "/api/rooms": { "get": { "tags": ["History"], "summary": "Rooms with members, across pods",
                 "responses": { "200": { "description": "Rooms and member counts", "content": { "application/json": { "schema": {
                     "type": "object", "required": ["status", "rooms"], "properties": {
@@ -248,9 +293,16 @@ pub fn document() -> Value {
                     "type": { "enum": ["chat", "presence", "notification", "system", "error", "ping", "pong", "typing"] },
                     "room": { "$ref": "#/components/schemas/RoomName" },
                     "from": { "type": "string" },
+                    "user": { "type": "object", "required": ["id", "name"], "description": "The sender as others see them, when the sender has a display name",
+                        "properties": { "id": { "type": "string" }, "name": { "type": "string" }, "unverified": { "const": true } } },
                     "data": { "type": "object", "description": "{\"content\"} ({\"content\",\"edited_at\"} once edited); a deleted message's tombstone: {\"deleted\":true,\"deleted_at\"}" },
                     "timestamp": { "type": "string", "format": "date-time" },
-                    "offset": { "type": "integer", "minimum": 1, "description": "The message's place in its room (1, 2, 3, ... without gaps), given by the message log" } } },
+                    "offset": { "type": "integer", "minimum": 1, "description": "The message's place in its room (1, 2, 3, ... without gaps), given by the message log" },
+                    "reactions": { "type": "object", "additionalProperties": { "type": "integer", "minimum": 1 }, "description": "Each emoji's count of reactions, when there are any" } } },
+                "Unread": { "type": "object", "required": ["read_offset", "unread", "last_offset"], "properties": {
+                    "read_offset": { "type": "integer", "minimum": 0, "description": "The offset the user has read up to (0: nothing yet)" },
+                    "unread": { "type": "integer", "minimum": 0, "maximum": 999, "description": "Messages after it sent by others and not deleted, counted up to 999" },
+                    "last_offset": { "type": "integer", "minimum": 0, "description": "The room's last offset" } } },
                 "HistoryPage": { "type": "object", "required": ["status", "messages", "has_more"], "properties": {
                     "status": { "const": "ok" },
                     "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },

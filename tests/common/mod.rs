@@ -365,9 +365,21 @@ impl SioClient {
         reply["args"][0].clone()
     }
 
-    /// Joins `room` and asserts the ok ack.
+    /// Joins `room` and asserts the ok ack (a user a token names also gets their read
+    /// position and unread count there, checked for their shape).
     pub async fn join(&mut self, room: &str) {
-        let ack = self.emit_ack("room:join", json!([{ "room": room }])).await;
+        let mut ack = self.emit_ack("room:join", json!([{ "room": room }])).await;
+        if let Some(body) = ack.as_object_mut() {
+            if body.contains_key("unread") {
+                for key in ["read_offset", "unread", "last_offset"] {
+                    let value = body.remove(key);
+                    assert!(
+                        value.as_ref().is_some_and(Value::is_u64),
+                        "{key}: {value:?}"
+                    );
+                }
+            }
+        }
         assert_eq!(ack, json!({ "status": "ok", "room": room }));
     }
 

@@ -1,7 +1,7 @@
 //! The message log in this process's memory: nothing survives a restart. Shared by the
 //! pods of an in-process cluster, each through its own handle ([`MemoryLog::pod`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -13,7 +13,9 @@ use super::{check_author, room_key};
 use crate::chat::ports::{edited_data, tombstone_data};
 use crate::chat::{
     message_ms, now_rfc3339, Appended, Claim, Committed, HistoryPage, Message, MessageLog,
-    MessageRef, RequestKeys, Retention, RoomBounds, RoomName, StoreError, Stored, Unstored,
+    MessageRef, ReactionCounts, Reactions, ReadPositions, RequestKeys, Retention, RoomBounds,
+    RoomName, StoreError, Stored, Unread, Unstored, ANONYMOUS_POSITION_TTL_MS,
+    MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
 
 /// Locks over the rooms: appends to rooms of different shards never wait for each other.
@@ -50,6 +52,19 @@ struct Shared {
     shards: Box<[Mutex<HashMap<String, RoomLog>>]>,
     hasher: std::collections::hash_map::RandomState,
     keys: Mutex<HashMap<String, KeyEntry>>,
+    reads: Mutex<HashMap<(String, String), Position>>,
+    /// Per message: each emoji's users.
+    reactions: Mutex<HashMap<Uuid, BTreeMap<String, BTreeSet<String>>>>,
+}
+
+/// Read positions kept at most; when full, the least recently moved one goes.
+const MAX_READ_POSITIONS: usize = 100_000;
+
+/// One user's read position in one room.
+struct Position {
+    offset: u64,
+    anonymous: bool,
+    updated_ms: u64,
 }
 
 /// Request keys kept at most; when full, expired ones go first, then the soonest to
@@ -77,6 +92,8 @@ impl Default for MemoryLog {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 hasher: Default::default(),
                 keys: Mutex::default(),
+                reads: Mutex::default(),
+                reactions: Mutex::default(),
             }),
             committed: Arc::default(),
             draining: Arc::default(),
@@ -124,6 +141,170 @@ impl MemoryLog {
             message.data = data;
             Ok(message.clone())
         })
+    }
+}
+
+impl MemoryLog {
+    fn reads(&self) -> MutexGuard<'_, HashMap<(String, String), Position>> {
+        self.shared.reads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `user`'s unread count and the room's last offset, after `read_offset`.
+    fn count_unread(&self, room: &RoomName, user: &str, read_offset: u64) -> Unread {
+        self.with_room(room, |log| {
+            let Some(log) = log else {
+                return Unread {
+                    read_offset,
+                    ..Unread::default()
+                };
+            };
+            let unread = log
+                .messages
+                .iter()
+                .filter(|m| m.offset.is_some_and(|o| o > read_offset))
+                .filter(|m| m.from != user && !super::is_tombstone(m))
+                .take(MAX_UNREAD_COUNT as usize)
+                .count() as u64;
+            Unread {
+                read_offset,
+                unread,
+                last_offset: log.last,
+            }
+        })
+    }
+}
+
+impl ReadPositions for MemoryLog {
+    fn mark_read<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+        anonymous: bool,
+        offset: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut reads = self.reads();
+        let key = (room.to_string(), user.to_owned());
+        if !reads.contains_key(&key) && reads.len() >= MAX_READ_POSITIONS {
+            let oldest = reads
+                .iter()
+                .min_by_key(|(_, p)| (!p.anonymous, p.updated_ms))
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                reads.remove(&oldest);
+            }
+        }
+        let position = reads.entry(key).or_insert(Position {
+            offset: 0,
+            anonymous,
+            updated_ms: now_ms,
+        });
+        position.offset = position.offset.max(offset);
+        position.updated_ms = now_ms;
+        Box::pin(ready(Ok(position.offset)))
+    }
+
+    fn unread<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Unread, StoreError>> {
+        let read_offset = self
+            .reads()
+            .get(&(room.to_string(), user.to_owned()))
+            .map_or(0, |p| p.offset);
+        Box::pin(ready(Ok(self.count_unread(room, user, read_offset))))
+    }
+
+    fn unread_rooms<'a>(
+        &'a self,
+        user: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(RoomName, Unread)>, StoreError>> {
+        let mut mine: Vec<(String, u64, u64)> = self
+            .reads()
+            .iter()
+            .filter(|((_, u), _)| u == user)
+            .map(|((room, _), p)| (room.clone(), p.offset, p.updated_ms))
+            .collect();
+        mine.sort_by_key(|(_, _, updated)| std::cmp::Reverse(*updated));
+        let rooms = mine
+            .into_iter()
+            .take(limit)
+            .filter_map(|(room, offset, _)| {
+                let room = RoomName::parse(&room).ok()?;
+                let unread = self.count_unread(&room, user, offset);
+                Some((room, unread))
+            })
+            .collect();
+        Box::pin(ready(Ok(rooms)))
+    }
+}
+
+impl MemoryLog {
+    fn reactions(&self) -> MutexGuard<'_, HashMap<Uuid, BTreeMap<String, BTreeSet<String>>>> {
+        self.shared
+            .reactions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn counts_of(emojis: &BTreeMap<String, BTreeSet<String>>) -> ReactionCounts {
+    emojis
+        .iter()
+        .map(|(emoji, users)| (emoji.clone(), users.len() as u64))
+        .collect()
+}
+
+impl Reactions for MemoryLog {
+    fn react<'a>(
+        &'a self,
+        _room: &'a RoomName,
+        id: Uuid,
+        user: &'a str,
+        emoji: &'a str,
+        add: bool,
+        _now_ms: u64,
+    ) -> BoxFuture<'a, Result<(bool, ReactionCounts), StoreError>> {
+        let mut reactions = self.reactions();
+        let emojis = reactions.entry(id).or_default();
+        let changed = if add {
+            if !emojis.contains_key(emoji) && emojis.len() >= MAX_EMOJIS_PER_MESSAGE {
+                return Box::pin(ready(Err(StoreError::TooMany(format!(
+                    "a message takes at most {MAX_EMOJIS_PER_MESSAGE} different emojis"
+                )))));
+            }
+            emojis
+                .entry(emoji.to_owned())
+                .or_default()
+                .insert(user.to_owned())
+        } else {
+            let removed = emojis
+                .get_mut(emoji)
+                .is_some_and(|users| users.remove(user));
+            if emojis.get(emoji).is_some_and(BTreeSet::is_empty) {
+                emojis.remove(emoji);
+            }
+            removed
+        };
+        let counts = counts_of(emojis);
+        if emojis.is_empty() {
+            reactions.remove(&id);
+        }
+        Box::pin(ready(Ok((changed, counts))))
+    }
+
+    fn counts<'a>(
+        &'a self,
+        ids: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<HashMap<Uuid, ReactionCounts>, StoreError>> {
+        let reactions = self.reactions();
+        let counts = ids
+            .iter()
+            .filter_map(|id| Some((*id, counts_of(reactions.get(id)?))))
+            .collect();
+        Box::pin(ready(Ok(counts)))
     }
 }
 
@@ -350,6 +531,9 @@ impl MessageLog for MemoryLog {
 
     fn prune(&self, retention: Retention, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
         let cutoff = retention.cutoff_ms(now_ms);
+        let stale = now_ms.saturating_sub(ANONYMOUS_POSITION_TTL_MS);
+        self.reads()
+            .retain(|_, p| !p.anonymous || p.updated_ms >= stale);
         let mut removed = 0u64;
         for shard in self.shared.shards.iter() {
             let mut rooms = shard.lock().unwrap_or_else(|e| e.into_inner());
@@ -358,12 +542,56 @@ impl MessageLog for MemoryLog {
                     message_ms(&m.id) < cutoff
                         || retention.limit.is_some_and(|l| log.messages.len() > l)
                 }) {
-                    log.messages.pop_front();
+                    if let Some(gone) = log.messages.pop_front() {
+                        self.reactions().remove(&gone.id);
+                    }
                     removed += 1;
                 }
             }
         }
         Box::pin(ready(Ok(removed)))
+    }
+
+    fn search<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        query: &'a str,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>> {
+        if let Some(cursor) = before {
+            let kept = self.shared.shards.iter().any(|shard| {
+                let rooms = shard.lock().unwrap_or_else(|e| e.into_inner());
+                rooms
+                    .values()
+                    .any(|log| log.messages.iter().any(|m| m.id == cursor))
+            });
+            if !kept {
+                return Box::pin(ready(Err(StoreError::NotFound)));
+            }
+        }
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        let mut found: Vec<Message> = Vec::new();
+        for room in rooms {
+            self.with_room(room, |log| {
+                let Some(log) = log else { return };
+                found.extend(
+                    log.messages
+                        .iter()
+                        .filter(|m| {
+                            let text = m.data.get("content").and_then(|c| c.as_str());
+                            text.map(str::to_lowercase)
+                                .is_some_and(|t| words.iter().all(|w| t.contains(w.as_str())))
+                        })
+                        .cloned(),
+                );
+            });
+        }
+        // UUID v7 ids sort by time: newest first, then older than the cursor.
+        found.sort_by_key(|m| std::cmp::Reverse(m.id));
+        found.retain(|m| before.is_none_or(|cursor| m.id < cursor));
+        found.truncate(limit);
+        Box::pin(ready(Ok(found)))
     }
 
     fn drain(&self) -> BoxFuture<'_, ()> {

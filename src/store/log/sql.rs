@@ -9,7 +9,7 @@
 //! DATABASE_TIMEOUT settles every one of its appends with an error, and nothing of it
 //! is handed on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -27,9 +27,11 @@ use super::{room_key, LogLocation};
 use crate::chat::ports::{edited_data, tombstone_data};
 use crate::chat::{
     ms_of_rfc3339, now_ms, now_rfc3339, rfc3339_of_ms, Appended, Claim, Committed, HistoryPage,
-    Message, MessageLog, MessageRef, MessageType, RequestKeys, Retention, RoomBounds, RoomName,
-    StoreError, Stored, Unstored,
+    Message, MessageLog, MessageRef, MessageType, ReactionCounts, Reactions, ReadPositions,
+    RequestKeys, Retention, RoomBounds, RoomName, StoreError, Stored, ThreadRef, Unread, Unstored,
+    UserRef, ANONYMOUS_POSITION_TTL_MS, MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
+use crate::chat::{thread_room, thread_root, ThreadSummary};
 
 /// The schema's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -46,7 +48,8 @@ const PRUNE_STEP: i64 = 1000;
 /// Times a batch is retried after a deadlock or serialization failure.
 const RETRIES: usize = 3;
 /// Columns every message read selects, in [`message_of`]'s order.
-const COLUMNS: &str = "room, room_offset, id, sender_id, kind, data, created_at";
+const COLUMNS: &str = "room, room_offset, id, sender_id, kind, data, created_at, sender_name, \
+                       sender_unverified, thread_parent";
 
 /// How the log connects.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +86,8 @@ pub struct SqlLog {
     stop: CancellationToken,
     writer: Mutex<Option<JoinHandle<()>>>,
     timeout: Duration,
+    /// SQLite (else PostgreSQL): their full-text searches differ.
+    sqlite: bool,
 }
 
 /// Connects to `location` (creating an SQLite file if missing), without migrating.
@@ -134,7 +139,81 @@ pub async fn migrate(pool: &AnyPool) -> Result<usize, OpenError> {
         .run(pool)
         .await
         .map_err(|e| OpenError::Migrate(e.to_string()))?;
+    search_index(pool).await?;
     Ok(applied(pool).await.saturating_sub(before))
+}
+
+/// Whether `pool` is SQLite (else PostgreSQL).
+async fn is_sqlite(pool: &AnyPool) -> Result<bool, OpenError> {
+    let conn = pool
+        .acquire()
+        .await
+        .map_err(|e| OpenError::Connect(describe(&e)))?;
+    Ok(conn.backend_name() == "SQLite")
+}
+
+/// The full-text index of the messages' text, which the two databases build differently
+/// (so it is made here, not by a shared migration): an FTS5 table kept by triggers in
+/// SQLite (filled from the messages already stored when it is first made), a GIN index
+/// over `to_tsvector('simple', ...)` in PostgreSQL.
+async fn search_index(pool: &AnyPool) -> Result<(), OpenError> {
+    let fail = |e: sqlx::Error| OpenError::Migrate(format!("search index: {}", describe(&e)));
+    if !is_sqlite(pool).await? {
+        sqlx::query(&format!(
+            "CREATE INDEX IF NOT EXISTS messages_search ON messages USING gin ({PG_SEARCH_VECTOR})"
+        ))
+        .execute(pool)
+        .await
+        .map_err(fail)?;
+        return Ok(());
+    }
+    let exists = sqlx::query("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'")
+        .fetch_optional(pool)
+        .await
+        .map_err(fail)?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(fail)?;
+    for statement in SQLITE_SEARCH_SCHEMA {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)
+}
+
+/// The PostgreSQL text vector of a message, as its index and its queries spell it.
+const PG_SEARCH_VECTOR: &str = "to_tsvector('simple', COALESCE(data::jsonb->>'content', ''))";
+
+/// SQLite's full-text table of the messages' text and the triggers that keep it, then
+/// the messages stored before it.
+const SQLITE_SEARCH_SCHEMA: [&str; 5] = [
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='', contentless_delete=1, \
+     tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages \
+     WHEN json_extract(new.data, '$.content') IS NOT NULL BEGIN \
+     INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, json_extract(new.data, '$.content')); END",
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN \
+     DELETE FROM messages_fts WHERE rowid = old.rowid; END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF data ON messages BEGIN \
+     DELETE FROM messages_fts WHERE rowid = old.rowid; \
+     INSERT INTO messages_fts (rowid, content) SELECT new.rowid, json_extract(new.data, '$.content') \
+     WHERE json_extract(new.data, '$.content') IS NOT NULL; END",
+    "INSERT INTO messages_fts (rowid, content) SELECT rowid, json_extract(data, '$.content') \
+     FROM messages WHERE json_extract(data, '$.content') IS NOT NULL",
+];
+
+/// `query` as an FTS5 query: each word quoted (so no word is taken as syntax), all
+/// required.
+fn fts5_query(query: &str) -> String {
+    query
+        .split_whitespace()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn applied(pool: &AnyPool) -> usize {
@@ -170,6 +249,7 @@ impl SqlLog {
             stop,
             writer: Mutex::new(Some(writer)),
             timeout: settings.timeout,
+            sqlite: matches!(location, LogLocation::Sqlite(_)),
         })
     }
 
@@ -255,6 +335,251 @@ impl SqlLog {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+impl SqlLog {
+    /// The unread count of `user` in `room` after `read_offset`.
+    async fn count_unread(
+        &self,
+        room: &str,
+        user: &str,
+        read_offset: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self
+            .timed(
+                sqlx::query(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE room = $1 AND \
+                     room_offset > $2 AND sender_id <> $3 AND deleted_at IS NULL LIMIT $4) \
+                     AS counted",
+                )
+                .bind(room)
+                .bind(read_offset)
+                .bind(user)
+                .bind(MAX_UNREAD_COUNT as i64)
+                .fetch_one(&self.pool),
+            )
+            .await?;
+        let count: i64 = row.try_get(0).map_err(unavailable)?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn last_offset(&self, room: &str) -> Result<u64, StoreError> {
+        let row = self
+            .timed(
+                sqlx::query("SELECT last_offset FROM rooms WHERE name = $1")
+                    .bind(room)
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get::<i64, _>(0).map_err(unavailable)?.max(0) as u64),
+            None => Ok(0),
+        }
+    }
+}
+
+impl ReadPositions for SqlLog {
+    fn mark_read<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+        anonymous: bool,
+        offset: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .timed(
+                    sqlx::query(
+                        "INSERT INTO read_positions (room, user_id, read_offset, anonymous, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room, user_id) \
+                         DO UPDATE SET read_offset = CASE WHEN excluded.read_offset > \
+                         read_positions.read_offset THEN excluded.read_offset ELSE \
+                         read_positions.read_offset END, updated_at = excluded.updated_at \
+                         RETURNING read_offset",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .bind(offset as i64)
+                    .bind(i64::from(anonymous))
+                    .bind(now_ms as i64)
+                    .fetch_one(&self.pool),
+                )
+                .await?;
+            let now: i64 = row.try_get(0).map_err(unavailable)?;
+            Ok(now.max(0) as u64)
+        })
+    }
+
+    fn unread<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Unread, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .timed(
+                    sqlx::query(
+                        "SELECT read_offset FROM read_positions WHERE room = $1 AND user_id = $2",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .fetch_optional(&self.pool),
+                )
+                .await?;
+            let read_offset = match row {
+                Some(row) => row.try_get::<i64, _>(0).map_err(unavailable)?.max(0),
+                None => 0,
+            };
+            Ok(Unread {
+                read_offset: read_offset as u64,
+                unread: self.count_unread(room.as_str(), user, read_offset).await?,
+                last_offset: self.last_offset(room.as_str()).await?,
+            })
+        })
+    }
+
+    fn unread_rooms<'a>(
+        &'a self,
+        user: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(RoomName, Unread)>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .timed(
+                    sqlx::query(
+                        "SELECT room, read_offset FROM read_positions WHERE user_id = $1 \
+                         ORDER BY updated_at DESC LIMIT $2",
+                    )
+                    .bind(user)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool),
+                )
+                .await?;
+            let mut rooms = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.try_get(0).map_err(unavailable)?;
+                let read_offset: i64 = row.try_get::<i64, _>(1).map_err(unavailable)?.max(0);
+                let Ok(room) = RoomName::parse(&name) else {
+                    continue;
+                };
+                let unread = Unread {
+                    read_offset: read_offset as u64,
+                    unread: self.count_unread(&name, user, read_offset).await?,
+                    last_offset: self.last_offset(&name).await?,
+                };
+                rooms.push((room, unread));
+            }
+            Ok(rooms)
+        })
+    }
+}
+
+impl SqlLog {
+    /// Each emoji's count on message `id`.
+    async fn reaction_counts(&self, id: &str) -> Result<ReactionCounts, StoreError> {
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT emoji, COUNT(*) FROM reactions WHERE message_id = $1 GROUP BY emoji",
+                )
+                .bind(id)
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        let mut counts = ReactionCounts::new();
+        for row in rows {
+            let emoji: String = row.try_get(0).map_err(unavailable)?;
+            let count: i64 = row.try_get(1).map_err(unavailable)?;
+            counts.insert(emoji, count.max(0) as u64);
+        }
+        Ok(counts)
+    }
+}
+
+impl Reactions for SqlLog {
+    fn react<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: Uuid,
+        user: &'a str,
+        emoji: &'a str,
+        add: bool,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<(bool, ReactionCounts), StoreError>> {
+        Box::pin(async move {
+            let id = id.to_string();
+            let changed = if add {
+                let counts = self.reaction_counts(&id).await?;
+                if !counts.contains_key(emoji) && counts.len() >= MAX_EMOJIS_PER_MESSAGE {
+                    return Err(StoreError::TooMany(format!(
+                        "a message takes at most {MAX_EMOJIS_PER_MESSAGE} different emojis"
+                    )));
+                }
+                self.timed(
+                    sqlx::query(
+                        "INSERT INTO reactions (message_id, emoji, user_id, room, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(emoji)
+                    .bind(user)
+                    .bind(room.as_str())
+                    .bind(now_ms as i64)
+                    .execute(&self.pool),
+                )
+                .await?
+                .rows_affected()
+            } else {
+                self.timed(
+                    sqlx::query(
+                        "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+                    )
+                    .bind(&id)
+                    .bind(emoji)
+                    .bind(user)
+                    .execute(&self.pool),
+                )
+                .await?
+                .rows_affected()
+            };
+            Ok((changed > 0, self.reaction_counts(&id).await?))
+        })
+    }
+
+    fn counts<'a>(
+        &'a self,
+        ids: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<HashMap<Uuid, ReactionCounts>, StoreError>> {
+        Box::pin(async move {
+            let mut counts: HashMap<Uuid, ReactionCounts> = HashMap::new();
+            for chunk in ids.chunks(MAX_ROWS) {
+                let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT message_id, emoji, COUNT(*) FROM reactions WHERE message_id IN ({}) \
+                     GROUP BY message_id, emoji",
+                    list.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id.to_string());
+                }
+                let rows = self.timed(query.fetch_all(&self.pool)).await?;
+                for row in rows {
+                    let id: String = row.try_get(0).map_err(unavailable)?;
+                    let emoji: String = row.try_get(1).map_err(unavailable)?;
+                    let count: i64 = row.try_get(2).map_err(unavailable)?;
+                    if let Ok(id) = Uuid::parse_str(&id) {
+                        counts
+                            .entry(id)
+                            .or_default()
+                            .insert(emoji, count.max(0) as u64);
+                    }
+                }
+            }
+            Ok(counts)
+        })
     }
 }
 
@@ -556,10 +881,26 @@ impl MessageLog for SqlLog {
                     ("", cutoff),
                 )
                 .await?;
-            // Expired request keys go with the messages.
+            // Expired request keys go with the messages, and anonymous users' read
+            // positions a day after their last move.
             self.timed(
                 sqlx::query("DELETE FROM request_keys WHERE expires_at <= $1")
                     .bind(now_ms as i64)
+                    .execute(&self.pool),
+            )
+            .await?;
+            // Reactions go with the age of the messages (a reaction is never older
+            // than its message).
+            self.timed(
+                sqlx::query("DELETE FROM reactions WHERE created_at < $1")
+                    .bind(cutoff)
+                    .execute(&self.pool),
+            )
+            .await?;
+            let stale = now_ms.saturating_sub(ANONYMOUS_POSITION_TTL_MS) as i64;
+            self.timed(
+                sqlx::query("DELETE FROM read_positions WHERE anonymous = 1 AND updated_at < $1")
+                    .bind(stale)
                     .execute(&self.pool),
             )
             .await?;
@@ -576,7 +917,7 @@ impl MessageLog for SqlLog {
             for row in rooms {
                 let name: String = row.try_get(0).map_err(unavailable)?;
                 let last: i64 = row.try_get(1).map_err(unavailable)?;
-                removed += self
+                let gone = self
                     .prune_steps(
                         "DELETE FROM messages WHERE (room, room_offset) IN (SELECT room, \
                          room_offset FROM messages WHERE room = $1 AND room_offset <= $2 \
@@ -584,8 +925,132 @@ impl MessageLog for SqlLog {
                         (&name, last - limit as i64),
                     )
                     .await?;
+                if gone > 0 {
+                    // The reactions of the messages that went.
+                    self.timed(
+                        sqlx::query(
+                            "DELETE FROM reactions WHERE room = $1 AND message_id NOT IN \
+                             (SELECT id FROM messages WHERE room = $1)",
+                        )
+                        .bind(&name)
+                        .execute(&self.pool),
+                    )
+                    .await?;
+                }
+                removed += gone;
             }
             Ok(removed)
+        })
+    }
+
+    fn search<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        query: &'a str,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Message>, StoreError>> {
+        Box::pin(async move {
+            if rooms.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (text, query) = if self.sqlite {
+                (
+                    "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $1)"
+                        .to_owned(),
+                    fts5_query(query),
+                )
+            } else {
+                (
+                    format!("{PG_SEARCH_VECTOR} @@ plainto_tsquery('simple', $1) AND deleted_at IS NULL"),
+                    query.to_owned(),
+                )
+            };
+            let cursor = match before {
+                Some(before) => {
+                    let row = self
+                        .timed(
+                            sqlx::query("SELECT created_at FROM messages WHERE id = $1")
+                                .bind(before.to_string())
+                                .fetch_optional(&self.pool),
+                        )
+                        .await?;
+                    let Some(row) = row else {
+                        return Err(StoreError::NotFound);
+                    };
+                    Some((
+                        row.try_get::<i64, _>(0).map_err(unavailable)?,
+                        before.to_string(),
+                    ))
+                }
+                None => None,
+            };
+            let rooms_list: Vec<String> = (0..rooms.len()).map(|i| format!("${}", i + 2)).collect();
+            let next = rooms.len() + 2;
+            let older = if cursor.is_some() {
+                format!(
+                    " AND (created_at < ${next} OR (created_at = ${next} AND id < ${}))",
+                    next + 1
+                )
+            } else {
+                String::new()
+            };
+            let limit_at = if cursor.is_some() { next + 2 } else { next };
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE {text} AND room IN ({}){older} \
+                 ORDER BY created_at DESC, id DESC LIMIT ${limit_at}",
+                rooms_list.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(query);
+            for room in rooms {
+                q = q.bind(room.as_str());
+            }
+            if let Some((at, id)) = &cursor {
+                q = q.bind(*at).bind(id.as_str());
+            }
+            let rows = self
+                .timed(q.bind(limit as i64).fetch_all(&self.pool))
+                .await?;
+            rows.iter().map(message_of).collect()
+        })
+    }
+
+    fn thread_summaries<'a>(
+        &'a self,
+        roots: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<HashMap<Uuid, ThreadSummary>, StoreError>> {
+        Box::pin(async move {
+            let mut summaries = HashMap::new();
+            for chunk in roots.chunks(MAX_ROWS) {
+                let names: Vec<String> =
+                    chunk.iter().map(|r| thread_room(*r).to_string()).collect();
+                let list: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+                let list = list.join(", ");
+                let sql = format!(
+                    "SELECT r.name, r.last_offset, (SELECT MAX(m.created_at) FROM messages m \
+                     WHERE m.room = r.name) FROM rooms r WHERE r.name IN ({list}) AND \
+                     r.last_offset > 0"
+                );
+                let mut query = sqlx::query(&sql);
+                for name in &names {
+                    query = query.bind(name.as_str());
+                }
+                for row in self.timed(query.fetch_all(&self.pool)).await? {
+                    let name: String = row.try_get(0).map_err(unavailable)?;
+                    let last: i64 = row.try_get(1).map_err(unavailable)?;
+                    let at: Option<i64> = row.try_get(2).map_err(unavailable)?;
+                    if let Some(root) = thread_root(&name) {
+                        let summary = ThreadSummary {
+                            reply_count: last.max(0) as u64,
+                            last_reply_at: at
+                                .map(|ms| rfc3339_of_ms(ms.max(0) as u64))
+                                .unwrap_or_default(),
+                        };
+                        summaries.insert(root, summary);
+                    }
+                }
+            }
+            Ok(summaries)
         })
     }
 
@@ -751,8 +1216,8 @@ async fn try_commit(
     for chunk in power_of_two_chunks(&rows, MAX_ROWS) {
         let sql = format!(
             "INSERT INTO messages (room, room_offset, id, sender_id, sender_name, kind, data, \
-             created_at) VALUES {}",
-            placeholders(chunk.len(), 8)
+             created_at, sender_unverified, thread_parent) VALUES {}",
+            placeholders(chunk.len(), 10)
         );
         let mut query = sqlx::query(&sql);
         for ((message, name), offset) in chunk {
@@ -764,7 +1229,11 @@ async fn try_commit(
                 .bind(*name)
                 .bind(message.kind.as_str())
                 .bind(message.data.to_string())
-                .bind(ms_of_rfc3339(&message.timestamp) as i64);
+                .bind(ms_of_rfc3339(&message.timestamp) as i64)
+                .bind(i64::from(
+                    message.user.as_ref().is_some_and(|u| u.unverified),
+                ))
+                .bind(message.thread.as_ref().map(|t| t.room.as_str()));
         }
         query.execute(&mut *tx).await?;
     }
@@ -809,6 +1278,20 @@ fn message_of(row: &AnyRow) -> Result<Message, StoreError> {
     let kind: String = row.try_get(4).map_err(unavailable)?;
     let data: String = row.try_get(5).map_err(unavailable)?;
     let created: i64 = row.try_get(6).map_err(unavailable)?;
+    let name: Option<String> = row.try_get(7).map_err(unavailable)?;
+    let unverified: Option<i64> = row.try_get(8).map_err(unavailable)?;
+    let user = name.map(|name| UserRef {
+        id: from.clone(),
+        name,
+        unverified: unverified == Some(1),
+    });
+    let parent: Option<String> = row.try_get(9).map_err(unavailable)?;
+    let thread = parent.and_then(|parent| {
+        Some(ThreadRef {
+            id: thread_root(&room)?,
+            room: RoomName::parse(&parent).ok()?,
+        })
+    });
     Ok(Message {
         id: Uuid::parse_str(&id).map_err(|_| corrupt("id"))?,
         kind: MessageType::parse(&kind).ok_or_else(|| corrupt("type"))?,
@@ -818,9 +1301,14 @@ fn message_of(row: &AnyRow) -> Result<Message, StoreError> {
             Some(RoomName::parse(&room).map_err(|_| corrupt("room"))?)
         },
         from,
+        user,
         data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
         timestamp: rfc3339_of_ms(created.max(0) as u64),
         offset: Some(offset as u64),
+        reactions: None,
+        thread,
+        reply_count: None,
+        last_reply_at: None,
     })
 }
 

@@ -6,7 +6,11 @@
 //! - `presence:{room}`: a hash of user id to `{"u": user, "s": status, "p": {pod: 1}}`,
 //!   the pods that have the user in the room; renewed by every heartbeat of a pod with
 //!   members there, expiring 4 x PRESENCE_TTL after the last.
-//! - `rooms:active`: a hash of `{pod}|{room}` to that pod's member count.
+//! - `chatwire:room-counts`: a hash of `{pod}|{room}` to that pod's member count.
+//! - For operators, as Streamly's chat service keeps them: `rooms:active`, the set of
+//!   rooms with a connection on a live pod, and `connections:{room}`, the set of its
+//!   connection ids; `chatwire:connections-of:{pod}` (`{room} {conn}` entries) and
+//!   `chatwire:connection-pods` let a live pod remove a dead pod's connections.
 //!
 //! Every change of a user's record is one Lua script, so decisions ("first pod to have
 //! them", "last pod to lose them") are atomic across pods.
@@ -19,11 +23,93 @@ use redis::{AsyncCommands, Script};
 use serde::Deserialize;
 
 use crate::chat::{
-    PresenceChanges, PresenceState, PresenceStore, RoomName, Status, StoreError, UserRef,
+    ConnectionChange, PresenceChanges, PresenceState, PresenceStore, RoomName, Status, StoreError,
+    UserRef,
 };
 use crate::redis::RedisLink;
 
-const ROOMS_KEY: &str = "rooms:active";
+const ROOMS_KEY: &str = "chatwire:room-counts";
+
+/// Makes `rooms:active` a set (earlier versions kept room counts there as a hash), then
+/// defines the helpers the connection scripts share.
+const CONNECTIONS_PRELUDE: &str = r#"
+local kind = redis.call('TYPE', 'rooms:active')['ok']
+if kind ~= 'set' and kind ~= 'none' then redis.call('DEL', 'rooms:active') end
+local function gone(room, conn)
+  redis.call('SREM', 'connections:' .. room, conn)
+  if redis.call('SCARD', 'connections:' .. room) == 0 then
+    redis.call('SREM', 'rooms:active', room)
+  end
+end
+local function came(mine, room, conn)
+  redis.call('SADD', 'connections:' .. room, conn)
+  redis.call('SADD', 'rooms:active', room)
+  redis.call('SADD', mine, room .. ' ' .. conn)
+end
+local function split(entry)
+  local sp = string.find(entry, ' ', 1, true)
+  if not sp then return nil end
+  return string.sub(entry, 1, sp - 1), string.sub(entry, sp + 1)
+end
+"#;
+
+/// Applies joins and leaves of this pod's connections in order, after renewing its
+/// liveness. ARGV pod, liveness ms, then (`j` or `l`, room, conn) triples.
+const CONNECTIONS: &str = r#"
+local pod = ARGV[1]
+redis.call('SET', 'pod:' .. pod, 1, 'PX', ARGV[2])
+redis.call('SADD', 'chatwire:connection-pods', pod)
+local mine = 'chatwire:connections-of:' .. pod
+for i = 3, #ARGV, 3 do
+  local room, conn = ARGV[i + 1], ARGV[i + 2]
+  if ARGV[i] == 'j' then
+    came(mine, room, conn)
+  else
+    gone(room, conn)
+    redis.call('SREM', mine, room .. ' ' .. conn)
+  end
+end
+return 0
+"#;
+
+/// Replaces this pod's connection records with the given ones. ARGV pod, liveness ms,
+/// then (room, conn) pairs.
+const RESET_CONNECTIONS: &str = r#"
+local pod = ARGV[1]
+redis.call('SET', 'pod:' .. pod, 1, 'PX', ARGV[2])
+redis.call('SADD', 'chatwire:connection-pods', pod)
+local mine = 'chatwire:connections-of:' .. pod
+local want = {}
+for i = 3, #ARGV, 2 do want[ARGV[i] .. ' ' .. ARGV[i + 1]] = true end
+for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
+  if not want[entry] then
+    local room, conn = split(entry)
+    if room then gone(room, conn) end
+    redis.call('SREM', mine, entry)
+  end
+end
+for i = 3, #ARGV, 2 do came(mine, ARGV[i], ARGV[i + 1]) end
+return 0
+"#;
+
+/// Removes the connection records of pods whose liveness key is gone.
+const REAP_CONNECTIONS: &str = r#"
+for _, pod in ipairs(redis.call('SMEMBERS', 'chatwire:connection-pods')) do
+  if redis.call('EXISTS', 'pod:' .. pod) == 0 then
+    local theirs = 'chatwire:connections-of:' .. pod
+    for _, entry in ipairs(redis.call('SMEMBERS', theirs)) do
+      local room, conn = split(entry)
+      if room then gone(room, conn) end
+    end
+    redis.call('DEL', theirs)
+    redis.call('SREM', 'chatwire:connection-pods', pod)
+  end
+end
+return 0
+"#;
+
+/// Changes written in one script call, at most.
+const CONNECTION_BATCH: usize = 1000;
 
 /// Adds this pod to a user's record, after renewing its liveness. Returns 1 when no live
 /// pod had the user, 2 when this pod already had them, 0 otherwise.
@@ -153,6 +239,9 @@ pub struct RedisPresence {
     offline: Script,
     list: Script,
     reap: Script,
+    connections: String,
+    reset_connections: String,
+    reap_connections: String,
 }
 
 impl RedisPresence {
@@ -166,7 +255,22 @@ impl RedisPresence {
             offline: Script::new(OFFLINE),
             list: Script::new(LIST),
             reap: Script::new(REAP),
+            connections: format!("{CONNECTIONS_PRELUDE}{CONNECTIONS}"),
+            reset_connections: format!("{CONNECTIONS_PRELUDE}{RESET_CONNECTIONS}"),
+            reap_connections: format!("{CONNECTIONS_PRELUDE}{REAP_CONNECTIONS}"),
         }
+    }
+
+    /// Adds an EVALSHA of `script` (loaded by [`RedisPresence::run_scripts`]) with `args`.
+    fn push_script(pipe: &mut redis::Pipeline, script: &str, args: &[&str]) {
+        let cmd = pipe
+            .cmd("EVALSHA")
+            .arg(Script::new(script).get_hash())
+            .arg(0);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd.ignore();
     }
 
     fn liveness_ms(&self) -> u64 {
@@ -314,7 +418,24 @@ impl PresenceStore for RedisPresence {
                     .arg(1)
                     .arg(presence_key(room));
             }
-            let scripts = [ONLINE, OFFLINE, REAP];
+            // Replies of the calls after these are ignored.
+            let liveness = self.liveness_ms().to_string();
+            if let Some(connections) = &state.connections {
+                let mut args = vec![self.pod.as_str(), liveness.as_str()];
+                for (room, conn) in connections {
+                    args.push(room.as_str());
+                    args.push(conn.as_str());
+                }
+                Self::push_script(&mut calls, &self.reset_connections, &args);
+            }
+            Self::push_script(&mut calls, &self.reap_connections, &[]);
+            let scripts = [
+                ONLINE,
+                OFFLINE,
+                REAP,
+                self.reset_connections.as_str(),
+                self.reap_connections.as_str(),
+            ];
             let replies: Vec<redis::Value> = self.run_scripts(&scripts, calls).await?;
             let mut replies = replies.into_iter();
             let mut changes = PresenceChanges::default();
@@ -336,6 +457,29 @@ impl PresenceStore for RedisPresence {
             }
             self.sync_room_counts(&state.rooms).await?;
             Ok(changes)
+        })
+    }
+
+    fn connections_changed<'a>(
+        &'a self,
+        changes: &'a [ConnectionChange],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let liveness = self.liveness_ms().to_string();
+            let mut calls = redis::pipe();
+            for batch in changes.chunks(CONNECTION_BATCH) {
+                let mut args = vec![self.pod.as_str(), liveness.as_str()];
+                for change in batch {
+                    let (op, room, conn) = match change {
+                        ConnectionChange::Joined(room, conn) => ("j", room, conn),
+                        ConnectionChange::Left(room, conn) => ("l", room, conn),
+                    };
+                    args.extend([op, room.as_str(), conn.as_str()]);
+                }
+                Self::push_script(&mut calls, &self.connections, &args);
+            }
+            self.run_scripts::<()>(&[self.connections.as_str()], calls)
+                .await
         })
     }
 

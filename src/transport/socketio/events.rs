@@ -12,14 +12,18 @@ use socketioxide::socket::DisconnectReason;
 use tracing::info;
 
 use super::requests::{
-    decode, DeleteRequest, EditRequest, HistoryRequest, JoinRequest, RoomRequest, SendRequest,
-    StatusRequest, TypingRequest,
+    decode, DeleteRequest, EditRequest, HistoryRequest, JoinRequest, ReactRequest, ReadRequest,
+    RoomRequest, SearchRequest, SendRequest, StatusRequest, ThreadRequest, TypingRequest,
+    UnreadRequest,
 };
 use super::{reply, sender_of, ExpiryTimer, Line, Reply, Turn};
 use crate::chat::{excerpt, ChatError, Posted, Transport};
 use crate::gate::{Action, ConnectionPermit};
 use crate::telemetry::metrics;
-use crate::transport::bodies::{page_body, recovery_body, users_body, DEFAULT_HISTORY_PAGE};
+use crate::transport::bodies::{
+    joined_body, opened_body, page_body, recovery_body, unread_body, unread_rooms_body, users_body,
+    DEFAULT_HISTORY_PAGE, DEFAULT_SEARCH_PAGE,
+};
 use crate::transport::state::AppState;
 
 async fn on_join<A: Adapter>(
@@ -64,11 +68,8 @@ async fn on_join<A: Adapter>(
     let result = match joined {
         Ok(receipt) => {
             // Acknowledge once messages from other pods for this room reach this pod.
-            let mut body = json!({ "status": "ok", "room": req.room });
-            if receipt.outcome().await.is_err() {
-                body["degraded"] = json!(true);
-            }
-            Ok(body)
+            let degraded = receipt.outcome().await.is_err();
+            Ok(joined_body(&state.chat, &sender, &req.room, degraded).await)
         }
         Err(e) => Err(e),
     };
@@ -146,15 +147,27 @@ async fn posted_ack(posted: Posted) -> Result<serde_json::Value, ChatError> {
     Ok(crate::transport::bodies::accepted_body(accepted).await)
 }
 
-/// Events that read the store or Redis: each takes one read from the sender's allowance
-/// (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address).
-const READ_EVENTS: [&str; 5] = [
+/// Events that read (or, for read positions and reactions, write) the database or Redis:
+/// each takes one read from the sender's allowance (RATE_READS_PER_MIN per user,
+/// RATE_READS_PER_IP_PER_MIN per address).
+const READ_EVENTS: [&str; 10] = [
     "room:join",
     "message:history",
     "message:edit",
     "message:delete",
     "presence:list",
+    "message:read",
+    "message:react",
+    "room:unread",
+    "thread:open",
+    "message:search",
 ];
+
+/// Whether a `message:send` payload names a thread (a reply).
+fn is_reply(args: &Result<serde_json::Value, socketioxide::ParserError>) -> bool {
+    args.as_ref()
+        .is_ok_and(|a| a.get("thread").is_some_and(|t| !t.is_null()))
+}
 
 /// Routes a client event to its handler. The turn is taken for every event in arrival
 /// order; reads that need no ordering give it up at once.
@@ -187,6 +200,61 @@ pub(super) async fn on_event<A: Adapter>(
                 decode(args),
                 reply,
                 leave,
+                |body| async { Ok(body) },
+            )
+            .await;
+        }
+        "message:send" if is_reply(&args) => {
+            // A reply checks its root in the log first; the socket's turn is held
+            // meanwhile, so its messages keep their order.
+            let sender = sender_of(&socket);
+            let (chat, gate, sender) = (&state.chat, &state.gate, &sender);
+            let reply_to = |req: SendRequest| async move {
+                gate.limit(Action::Send, sender)?;
+                let (Some(room), Some(root)) = (req.room, req.thread) else {
+                    return Err(ChatError::invalid("a reply needs a room and a thread"));
+                };
+                chat.reply(sender, &room, root, req.content).await
+            };
+            Box::pin(in_turn_async(
+                "message:send",
+                turn,
+                decode(args),
+                reply,
+                reply_to,
+                posted_ack,
+            ))
+            .await;
+        }
+        "thread:open" => {
+            let sender = sender_of(&socket);
+            let chat = &state.chat;
+            let open = |req: ThreadRequest| async move {
+                let (thread, summary) = chat.open_thread(&sender, &req.room, req.id).await?;
+                Ok(opened_body(&req.room, req.id, &thread, summary))
+            };
+            Box::pin(in_turn_async(
+                "thread:open",
+                turn,
+                decode(args),
+                reply,
+                open,
+                |body| async { Ok(body) },
+            ))
+            .await;
+        }
+        "thread:close" => {
+            let sender = sender_of(&socket);
+            let close = |req: ThreadRequest| {
+                let thread = state.chat.close_thread(&sender, req.id);
+                Ok(json!({ "status": "ok", "room": req.room, "id": req.id, "thread": thread }))
+            };
+            in_turn(
+                "thread:close",
+                turn,
+                decode(args),
+                reply,
+                close,
                 |body| async { Ok(body) },
             )
             .await;
@@ -243,7 +311,13 @@ pub(super) async fn on_event<A: Adapter>(
                 "message:history" => {
                     let page = |req: HistoryRequest| async move {
                         let limit = req.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
-                        let page = chat.history(sender, &req.room, req.before, limit).await?;
+                        let page = match req.thread {
+                            Some(root) => {
+                                chat.thread_history(sender, &req.room, root, req.before, limit)
+                                    .await?
+                            }
+                            None => chat.history(sender, &req.room, req.before, limit).await?,
+                        };
                         Ok(page_body(&page))
                     };
                     answer("message:history", decode(args), reply, page).await;
@@ -269,6 +343,44 @@ pub(super) async fn on_event<A: Adapter>(
                         Ok(json!({ "status": "ok" }))
                     };
                     answer("presence:update", decode(args), reply, status).await;
+                }
+                "message:read" => {
+                    let read = |req: ReadRequest| async move {
+                        let at = chat.mark_read(sender, &req.room, req.offset).await?;
+                        Ok(json!({ "status": "ok", "room": req.room, "read_offset": at }))
+                    };
+                    answer("message:read", decode(args), reply, read).await;
+                }
+                "message:search" => {
+                    let search = |req: SearchRequest| async move {
+                        let limit = req.limit.unwrap_or(DEFAULT_SEARCH_PAGE);
+                        let page = chat
+                            .search(sender, req.room.as_ref(), &req.q, req.before, limit)
+                            .await?;
+                        Ok(page_body(&page))
+                    };
+                    answer("message:search", decode(args), reply, search).await;
+                }
+                "message:react" => {
+                    let react = |req: ReactRequest| async move {
+                        let counts = chat
+                            .react(sender, &req.room, req.id, &req.emoji, req.add)
+                            .await?;
+                        Ok(json!({ "status": "ok", "id": req.id, "reactions": counts }))
+                    };
+                    answer("message:react", decode(args), reply, react).await;
+                }
+                "room:unread" => {
+                    let unread = |req: UnreadRequest| async move {
+                        match req.room {
+                            Some(room) => {
+                                Ok(unread_body(&room, &chat.unread(sender, &room).await?))
+                            }
+                            None => Ok(unread_rooms_body(&chat.unread_rooms(sender).await?)),
+                        }
+                    };
+                    let args = args.map(|a| if a.is_null() { json!({}) } else { a });
+                    answer("room:unread", decode(args), reply, unread).await;
                 }
                 "presence:list" => {
                     let list = |req: RoomRequest| async move {

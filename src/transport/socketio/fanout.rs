@@ -38,6 +38,32 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
             "user:typing",
             json!({ "room": room, "user": user, "typing": typing }),
         ),
+        ChatEvent::Reactions {
+            room,
+            id,
+            reactions,
+            user,
+            emoji,
+            add,
+        } => (
+            "message:reactions",
+            json!({ "room": room, "id": id, "reactions": reactions, "user": user,
+                    "emoji": emoji, "add": add }),
+        ),
+        ChatEvent::ThreadUpdated {
+            room,
+            id,
+            reply_count,
+            last_reply_at,
+        } => (
+            "thread:updated",
+            json!({ "room": room, "id": id, "reply_count": reply_count,
+                    "last_reply_at": last_reply_at }),
+        ),
+        ChatEvent::Receipt { room, user, offset } => (
+            "receipt:update",
+            json!({ "room": room, "user": user, "offset": offset }),
+        ),
         ChatEvent::Removed { room, user, reason } => (
             "room:removed",
             json!({ "room": room, "user": user, "reason": reason }),

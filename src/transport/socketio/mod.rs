@@ -118,6 +118,9 @@ pub struct AuthPayload {
     #[serde(default)]
     /// A JWT.
     pub token: Option<String>,
+    #[serde(default)]
+    /// A display name the client chose (taken when no token or backend names the user).
+    pub name: Option<serde_json::Value>,
 }
 
 /// Connect middleware of namespace "/": origin, connection rate and caps, then the
@@ -133,9 +136,17 @@ pub async fn admit<A: Adapter>(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let auth = auth.unwrap_or_default();
-    let token = serde_json::from_value::<AuthPayload>(auth.clone())
-        .unwrap_or_default()
-        .token;
+    let payload = serde_json::from_value::<AuthPayload>(auth.clone()).unwrap_or_default();
+    let chosen_name = match payload.name {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(name)) => Some(name),
+        Some(_) => {
+            return Err(Refusal::new(ChatError::invalid(
+                "auth.name must be a string",
+            )))
+        }
+    };
+    let token = payload.token;
     let claimed = (state.gate).credentials(peer, &parts.headers, None, token.as_deref());
     let permit = (state.gate)
         .admit(claimed.ip, &parts.headers)
@@ -148,7 +159,7 @@ pub async fn admit<A: Adapter>(
         headers: admission::hook_headers(&parts.headers),
         auth,
     };
-    let admission = admission::identify(&state, conn, &claimed, handshake)
+    let admission = admission::identify(&state, conn, &claimed, chosen_name.as_deref(), handshake)
         .await
         .map_err(Refusal::new)?;
     socket.extensions.insert(admission.sender);

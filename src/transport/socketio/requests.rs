@@ -26,6 +26,26 @@ pub(super) struct HistoryRequest {
     pub(super) before: Option<MessageRef>,
     #[serde(default)]
     pub(super) limit: Option<usize>,
+    /// A thread's root: page its replies instead.
+    #[serde(default)]
+    pub(super) thread: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct SearchRequest {
+    #[serde(default)]
+    pub(super) room: Option<RoomName>,
+    pub(super) q: String,
+    #[serde(default)]
+    pub(super) before: Option<Uuid>,
+    #[serde(default)]
+    pub(super) limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ThreadRequest {
+    pub(super) room: RoomName,
+    pub(super) id: Uuid,
 }
 
 #[derive(Deserialize)]
@@ -53,10 +73,38 @@ pub(super) struct TypingRequest {
 }
 
 #[derive(Deserialize)]
+pub(super) struct ReadRequest {
+    pub(super) room: RoomName,
+    pub(super) offset: u64,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReactRequest {
+    pub(super) room: RoomName,
+    pub(super) id: Uuid,
+    pub(super) emoji: String,
+    #[serde(default = "yes")]
+    pub(super) add: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+pub(super) struct UnreadRequest {
+    #[serde(default)]
+    pub(super) room: Option<RoomName>,
+}
+
+#[derive(Deserialize)]
 pub(super) struct SendRequest {
     #[serde(default)]
     pub(super) room: Option<RoomName>,
     pub(super) content: String,
+    /// A thread's root: the message is a reply in that thread.
+    #[serde(default)]
+    pub(super) thread: Option<Uuid>,
 }
 
 /// The event's payload as `T`, or `INVALID_PAYLOAD`.
@@ -81,6 +129,11 @@ pub fn check_event_payload(event: &str, args: &[u8]) -> Result<(), ChatError> {
         "message:edit" => decode::<EditRequest>(args).map(drop),
         "message:delete" => decode::<DeleteRequest>(args).map(drop),
         "presence:update" => decode::<StatusRequest>(args).map(drop),
+        "message:read" => decode::<ReadRequest>(args).map(drop),
+        "message:react" => decode::<ReactRequest>(args).map(drop),
+        "room:unread" => decode::<UnreadRequest>(args).map(drop),
+        "thread:open" | "thread:close" => decode::<ThreadRequest>(args).map(drop),
+        "message:search" => decode::<SearchRequest>(args).map(drop),
         _ => Err(ChatError::invalid(format!(
             "unknown event {:?}",
             excerpt(event, 64)

@@ -3,7 +3,7 @@
 //! same bytes to every recipient without waiting.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,9 @@ pub struct Outbox {
     closer: Closer,
     /// Milliseconds since the hub's epoch when the queue was first found full; 0 = not full.
     full_since_ms: AtomicU64,
+    /// The connection speaks the Streamly dialect: it receives chat messages as Streamly
+    /// frames (its own included, as Streamly's service echoes them) and nothing else.
+    streamly: AtomicBool,
 }
 
 impl Outbox {
@@ -98,7 +101,18 @@ impl Outbox {
             ready: Notify::new(),
             closer,
             full_since_ms: AtomicU64::new(0),
+            streamly: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, deliveries reach this connection as Streamly frames.
+    pub fn speak_streamly(&self) {
+        self.streamly.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether deliveries reach this connection as Streamly frames.
+    pub fn speaks_streamly(&self) -> bool {
+        self.streamly.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Queued>> {
@@ -213,13 +227,22 @@ impl WsHub {
 impl LocalFanout for WsHub {
     fn deliver(&self, delivery: &Delivery, recipients: &Recipients<'_>) {
         let mut frame: Option<Utf8Bytes> = None;
+        let mut streamly: Option<Option<Utf8Bytes>> = None;
         recipients.for_each(Transport::Ws, |conn, mailbox| {
-            if delivery.origin.as_ref() == Some(conn) {
-                return;
-            }
             let Some(outbox) = mailbox.and_then(|m| m.downcast_ref::<Outbox>()) else {
                 return;
             };
+            if outbox.speaks_streamly() {
+                // Streamly's service echoes a message to its sender too.
+                let frame = streamly.get_or_insert_with(|| encode_streamly(delivery));
+                if let Some(frame) = frame {
+                    self.offer(outbox, frame.clone());
+                }
+                return;
+            }
+            if delivery.origin.as_ref() == Some(conn) {
+                return;
+            }
             // Encoded once per delivery (a chat message: once per message, shared with
             // the other layers), the same bytes queued for every member.
             let frame = frame.get_or_insert_with(|| encode(delivery));
@@ -240,6 +263,17 @@ impl LocalFanout for WsHub {
             .closer
             .close(close_code::ENDED, "disconnected by the server");
     }
+}
+
+/// The Streamly frame of `delivery`, made once per pod; `None`: not for Streamly clients.
+fn encode_streamly(delivery: &Delivery) -> Option<Utf8Bytes> {
+    let bytes = delivery.encoded.get(Form::Streamly, || {
+        ws_protocol::streamly_frame(&delivery.event).unwrap_or_default()
+    });
+    if bytes.is_empty() {
+        return None;
+    }
+    Utf8Bytes::try_from(bytes).ok()
 }
 
 /// The raw frame of `delivery`: a chat message's shared JSON, or its event's frame.

@@ -70,6 +70,10 @@ struct WsQuery {
     room: Option<String>,
     token: Option<String>,
     since: Option<String>,
+    /// A display name the client chose (anonymous connections).
+    name: Option<String>,
+    /// `streamly`: frames in the Streamly chat service's shape from the start.
+    format: Option<String>,
     /// The other parameters, shown to the connect hook.
     #[serde(flatten)]
     extra: std::collections::BTreeMap<String, String>,
@@ -125,6 +129,13 @@ async fn accept(
         Ok(room) => room,
         Err(e) => return e.into_response(),
     };
+    let streamly = match query.format.as_deref() {
+        None | Some("realtime") => false,
+        Some("streamly") => true,
+        Some(_) => {
+            return ChatError::invalid("format must be realtime or streamly").into_response()
+        }
+    };
     let since = match query.since.as_deref().map(MessageRef::parse) {
         None => None,
         Some(Some(_)) if room.is_none() => {
@@ -146,9 +157,11 @@ async fn accept(
         token: claimed.token.map(str::to_owned),
         ip: claimed.ip.to_string(),
         headers: admission::hook_headers(headers),
-        auth: serde_json::json!({ "room": room, "query": query.extra }),
+        auth: serde_json::json!({ "room": room, "name": query.name, "query": query.extra }),
     };
-    let admission = match admission::identify(&ctx, conn, &claimed, handshake).await {
+    let chosen_name = query.name.as_deref();
+    let identified = admission::identify(&ctx, conn, &claimed, chosen_name, handshake).await;
+    let admission = match identified {
         Ok(admission) => admission,
         Err(e) => return e.into_response(),
     };
@@ -173,6 +186,7 @@ async fn accept(
             ctx,
             room,
             since,
+            streamly,
             admission,
             permit,
         };
@@ -211,6 +225,8 @@ struct Accepted {
     ctx: AppState,
     room: Option<RoomName>,
     since: Option<MessageRef>,
+    /// `?format=streamly`: Streamly frames from the start, no welcome.
+    streamly: bool,
     admission: Admission,
     permit: ConnectionPermit,
 }

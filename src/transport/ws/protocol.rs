@@ -6,10 +6,10 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::chat::{
-    excerpt, ChatError, ChatEvent, Message, MessageRef, MessageType, RoomName, Status,
-    MAX_HISTORY_PAGE,
+    display_name, excerpt, ChatError, ChatEvent, Message, MessageRef, MessageType, RoomName,
+    Sender, Status, MAX_HISTORY_PAGE,
 };
-use crate::transport::bodies::DEFAULT_HISTORY_PAGE;
+use crate::transport::bodies::{DEFAULT_HISTORY_PAGE, DEFAULT_SEARCH_PAGE};
 
 /// A request decoded from one client text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,8 @@ pub enum ClientFrame {
         content: String,
         /// When set, the message is acknowledged (once stored) with this id.
         request_id: Option<String>,
+        /// `data.thread`: a thread's root; the message is a reply in that thread.
+        thread: Option<Uuid>,
     },
     /// `{"type":"typing","room"?,"data":{"typing":true}}`
     Typing {
@@ -38,6 +40,18 @@ pub enum ClientFrame {
         request_id: Option<String>,
         /// What is asked.
         request: Request,
+    },
+    /// A frame of the Streamly chat service (seed 003):
+    /// `{"type":"message","data":{"room"?,"message":"...","username"?}}`. The connection
+    /// receives Streamly frames from then on ([`streamly_frame`]).
+    Streamly {
+        /// Target room (default: the connection's).
+        room: Option<RoomName>,
+        /// The message text (non-empty).
+        content: String,
+        /// The name the client goes by, checked as a display name; taken only where no
+        /// token or backend named the user, marked unverified.
+        username: Option<String>,
     },
     /// `{"type":"ping"}`: answered with a pong.
     Ping,
@@ -68,6 +82,33 @@ pub enum Request {
         before: Option<MessageRef>,
         /// Page size (default 50, at most 100).
         limit: usize,
+        /// A thread's root: page its replies instead.
+        thread: Option<Uuid>,
+    },
+    /// `message:search {room?, q, before?, limit?}`
+    Search {
+        /// The room (`None`: the connection's rooms).
+        room: Option<RoomName>,
+        /// The words.
+        q: String,
+        /// The last message of the page before.
+        before: Option<Uuid>,
+        /// Page size (default 20, at most 50).
+        limit: usize,
+    },
+    /// `thread:open {room, id}`: the replies to message `id` reach this connection.
+    ThreadOpen {
+        /// The root's room.
+        room: RoomName,
+        /// The root message.
+        id: Uuid,
+    },
+    /// `thread:close {room, id}`
+    ThreadClose {
+        /// The root's room.
+        room: RoomName,
+        /// The root message.
+        id: Uuid,
     },
     /// `message:edit {room, id, content}`
     Edit {
@@ -90,6 +131,30 @@ pub enum Request {
         /// The room.
         room: RoomName,
     },
+    /// `message:read {room, offset}`: the user has read `room` up to `offset`.
+    Read {
+        /// The room.
+        room: RoomName,
+        /// The offset read up to.
+        offset: u64,
+    },
+    /// `message:react {room, id, emoji, add?}`: adds (default) or takes back a reaction.
+    React {
+        /// The room.
+        room: RoomName,
+        /// The message.
+        id: Uuid,
+        /// The reaction.
+        emoji: String,
+        /// Add (`true`, the default) or take back.
+        add: bool,
+    },
+    /// `room:unread {room?}`: the user's read position and unread count in `room`, or in
+    /// each room they have a position in.
+    Unread {
+        /// The room (`None`: every room).
+        room: Option<RoomName>,
+    },
     /// `rpc {method, params?}` (or a frame of type `rpc`): answered by the application's
     /// backend through the RPC hook.
     Rpc {
@@ -110,6 +175,12 @@ impl Request {
             Self::Edit { .. } => "message:edit",
             Self::Delete { .. } => "message:delete",
             Self::PresenceList { .. } => "presence:list",
+            Self::Read { .. } => "message:read",
+            Self::React { .. } => "message:react",
+            Self::ThreadOpen { .. } => "thread:open",
+            Self::Search { .. } => "message:search",
+            Self::ThreadClose { .. } => "thread:close",
+            Self::Unread { .. } => "room:unread",
             Self::Rpc { .. } => "rpc",
         }
     }
@@ -205,6 +276,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
             Ok(ClientFrame::Chat {
                 room,
                 request_id: request_id_field(&mut data)?,
+                thread: id_field(&mut data, "thread")?,
                 content: content_field(&mut data)?,
             })
         }
@@ -230,6 +302,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
             data.insert("request".into(), Value::String("rpc".into()));
             decode_request(data)
         }
+        "message" => decode_streamly(data_object(raw.data)?),
         "ping" => Ok(ClientFrame::Ping),
         "pong" => Ok(ClientFrame::Pong),
         known @ ("notification" | "error") => Err(ChatError::invalid(format!(
@@ -240,6 +313,30 @@ pub fn decode(text: &str) -> Result<ClientFrame, ChatError> {
             excerpt(other, 64)
         ))),
     }
+}
+
+fn decode_streamly(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError> {
+    let room = room_field(data.remove("room"), "data.room")?;
+    let content = match data.remove("message") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(_)) => return Err(ChatError::invalid("data.message must not be empty")),
+        Some(_) => return Err(ChatError::invalid("data.message must be a string")),
+        None => return Err(ChatError::invalid("data.message is missing")),
+    };
+    let username = match data.remove("username") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(display_name(&s).map_err(|e| match e {
+            ChatError::InvalidPayload(why) => ChatError::invalid(format!("data.username: {why}")),
+            other => other,
+        })?),
+        Some(_) => return Err(ChatError::invalid("data.username must be a string")),
+    };
+    Ok(ClientFrame::Streamly {
+        room,
+        content,
+        username,
+    })
 }
 
 fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError> {
@@ -270,6 +367,33 @@ fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError
                     })?,
                 Some(_) => return Err(ChatError::invalid("data.limit must be a number")),
             },
+            thread: id_field(&mut data, "thread")?,
+        },
+        "message:search" => Request::Search {
+            room: room_field(data.remove("room"), "data.room")?,
+            q: match data.remove("q") {
+                Some(Value::String(q)) => q,
+                _ => return Err(ChatError::invalid("data.q must be a string")),
+            },
+            before: id_field(&mut data, "before")?,
+            limit: match data.remove("limit") {
+                None | Some(Value::Null) => DEFAULT_SEARCH_PAGE,
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| ChatError::invalid("data.limit must be a number"))?,
+                Some(_) => return Err(ChatError::invalid("data.limit must be a number")),
+            },
+        },
+        "thread:open" => Request::ThreadOpen {
+            room: required_room(&mut data)?,
+            id: id_field(&mut data, "id")?
+                .ok_or_else(|| ChatError::invalid("data.id is missing"))?,
+        },
+        "thread:close" => Request::ThreadClose {
+            room: required_room(&mut data)?,
+            id: id_field(&mut data, "id")?
+                .ok_or_else(|| ChatError::invalid("data.id is missing"))?,
         },
         "message:edit" => Request::Edit {
             room: required_room(&mut data)?,
@@ -284,6 +408,32 @@ fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError
         },
         "presence:list" => Request::PresenceList {
             room: required_room(&mut data)?,
+        },
+        "message:read" => Request::Read {
+            room: required_room(&mut data)?,
+            offset: match data.remove("offset") {
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .ok_or_else(|| ChatError::invalid("data.offset must be an offset"))?,
+                _ => return Err(ChatError::invalid("data.offset must be an offset")),
+            },
+        },
+        "message:react" => Request::React {
+            room: required_room(&mut data)?,
+            id: id_field(&mut data, "id")?
+                .ok_or_else(|| ChatError::invalid("data.id is missing"))?,
+            emoji: match data.remove("emoji") {
+                Some(Value::String(e)) => e,
+                _ => return Err(ChatError::invalid("data.emoji must be a string")),
+            },
+            add: match data.remove("add") {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(add)) => add,
+                Some(_) => return Err(ChatError::invalid("data.add must be true or false")),
+            },
+        },
+        "room:unread" => Request::Unread {
+            room: room_field(data.remove("room"), "data.room")?,
         },
         "rpc" => Request::Rpc {
             method: match data.remove("method") {
@@ -309,9 +459,15 @@ fn decode_request(mut data: Map<String, Value>) -> Result<ClientFrame, ChatError
     })
 }
 
-/// The welcome frame sent first on every connection.
-pub fn welcome(client_id: &str, user: &str, room: Option<&RoomName>) -> Message {
-    let mut data = json!({ "event": "welcome", "client_id": client_id, "user": user });
+/// The welcome frame sent first on every connection (not to `?format=streamly` ones).
+pub fn welcome(client_id: &str, sender: &Sender, room: Option<&RoomName>) -> Message {
+    let mut data = json!({ "event": "welcome", "client_id": client_id, "user": sender.user });
+    if let Some(user) = sender.message_user() {
+        data["name"] = json!(user.name);
+        if user.unverified {
+            data["unverified"] = json!(true);
+        }
+    }
     if let Some(room) = room {
         data["room"] = json!(room);
     }
@@ -352,6 +508,30 @@ pub fn reply(request: &str, request_id: Option<&str>, mut body: Value) -> Messag
     Message::from_server(MessageType::System, None, body)
 }
 
+/// The Streamly frame of a stored message with a text `content` (chat messages, and
+/// the backend's notifications): `{"type":"message","data":{"id","room","message",
+/// "username","timestamp"}}`; `None` for anything else, which Streamly clients do not
+/// receive.
+pub fn streamly_frame(event: &ChatEvent) -> Option<Vec<u8>> {
+    let message = event.as_message()?;
+    let content = message.data.get("content")?.as_str()?;
+    let username = message
+        .user
+        .as_ref()
+        .map_or(message.from.as_str(), |u| u.name.as_str());
+    let frame = json!({
+        "type": "message",
+        "data": {
+            "id": message.id,
+            "room": message.room,
+            "message": content,
+            "username": username,
+            "timestamp": message.timestamp,
+        }
+    });
+    serde_json::to_vec(&frame).ok()
+}
+
 /// The frame a raw client receives for a chat event.
 pub fn frame_for(event: &ChatEvent) -> Message {
     match event {
@@ -377,6 +557,35 @@ pub fn frame_for(event: &ChatEvent) -> Message {
             Some(room.clone()),
             user.id.clone(),
             json!({ "user": user, "typing": typing }),
+        ),
+        ChatEvent::Reactions {
+            room,
+            id,
+            reactions,
+            user,
+            emoji,
+            add,
+        } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "message:reactions", "id": id, "reactions": reactions,
+                    "user": user, "emoji": emoji, "add": add }),
+        ),
+        ChatEvent::ThreadUpdated {
+            room,
+            id,
+            reply_count,
+            last_reply_at,
+        } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "thread:updated", "id": id, "reply_count": reply_count,
+                    "last_reply_at": last_reply_at }),
+        ),
+        ChatEvent::Receipt { room, user, offset } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "receipt:update", "user": user, "offset": offset }),
         ),
         ChatEvent::Removed { room, user, reason } => Message::from_server(
             MessageType::Notification,
@@ -420,6 +629,7 @@ mod tests {
                 room: None,
                 content: "hi".into(),
                 request_id: None,
+                thread: None,
             })
         );
         assert_eq!(
@@ -428,6 +638,7 @@ mod tests {
                 room: None,
                 content: "hi".into(),
                 request_id: Some("s1".into()),
+                thread: None,
             })
         );
         assert_eq!(
@@ -446,6 +657,7 @@ mod tests {
                 room: RoomName::parse("lobby").ok(),
                 content: "x".into(),
                 request_id: None,
+                thread: None,
             })
         );
         assert_eq!(decode(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
@@ -459,13 +671,110 @@ mod tests {
                 request: Request::History {
                     room: RoomName::parse("r").unwrap(),
                     before: None,
-                    limit: DEFAULT_HISTORY_PAGE
+                    limit: DEFAULT_HISTORY_PAGE,
+                    thread: None,
                 }
             })
         );
         assert_eq!(
             decode(r#"{"type":"presence","data":{"status":"away"}}"#),
             Ok(ClientFrame::Status(Status::Away))
+        );
+    }
+
+    #[test]
+    fn decodes_streamly_frames_and_product_requests() {
+        assert_eq!(
+            decode(r#"{"type":"message","data":{"room":"r","message":"hi","username":" sam "}}"#),
+            Ok(ClientFrame::Streamly {
+                room: RoomName::parse("r").ok(),
+                content: "hi".into(),
+                username: Some("sam".into()),
+            })
+        );
+        assert_eq!(
+            decode(r#"{"type":"message","data":{"message":"hi","username":""}}"#),
+            Ok(ClientFrame::Streamly {
+                room: None,
+                content: "hi".into(),
+                username: None,
+            })
+        );
+        let root = Uuid::now_v7();
+        let reply = format!(r#"{{"type":"chat","data":{{"content":"re","thread":"{root}"}}}}"#);
+        assert!(matches!(
+            decode(&reply),
+            Ok(ClientFrame::Chat { thread: Some(t), .. }) if t == root
+        ));
+        let read = r#"{"type":"system","data":{"request":"message:read","room":"r","offset":4}}"#;
+        assert!(matches!(
+            decode(read),
+            Ok(ClientFrame::Request {
+                request: Request::Read { offset: 4, .. },
+                ..
+            })
+        ));
+        let react = format!(
+            r#"{{"type":"system","data":{{"request":"message:react","room":"r","id":"{root}","emoji":"👍"}}}}"#
+        );
+        assert!(matches!(
+            decode(&react),
+            Ok(ClientFrame::Request {
+                request: Request::React { add: true, .. },
+                ..
+            })
+        ));
+        for bad in [
+            r#"{"type":"message","data":{"message":""}}"#,
+            r#"{"type":"message","data":{"message":5}}"#,
+            r#"{"type":"message","data":{"message":"x","username":7}}"#,
+            r#"{"type":"message","data":{"message":"x","username":"a
+b"}}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"system","data":{"request":"message:read","room":"r","offset":-1}}"#,
+            r#"{"type":"system","data":{"request":"message:read","room":"r"}}"#,
+            r#"{"type":"system","data":{"request":"message:react","room":"r","id":"x","emoji":"y"}}"#,
+            r#"{"type":"chat","data":{"content":"x","thread":"not-an-id"}}"#,
+        ] {
+            let err = decode(bad).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidPayload, "{bad}");
+        }
+    }
+
+    #[test]
+    fn streamly_frames_carry_exactly_the_seed_keys() {
+        let mut message = Message::chat(RoomName::parse("r").ok(), "u1".into(), "hi".into());
+        let event = ChatEvent::Message {
+            message: std::sync::Arc::new(message.clone()),
+        };
+        let frame: Value = serde_json::from_slice(&streamly_frame(&event).unwrap()).unwrap();
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["data"]["username"], "u1", "no name: the id");
+        message.user = Some(crate::chat::UserRef {
+            id: "u1".into(),
+            name: "Sam".into(),
+            unverified: true,
+        });
+        let event = ChatEvent::Message {
+            message: std::sync::Arc::new(message),
+        };
+        let frame: Value = serde_json::from_slice(&streamly_frame(&event).unwrap()).unwrap();
+        let mut keys: Vec<&String> = frame["data"].as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["id", "message", "room", "timestamp", "username"]);
+        assert_eq!(frame["data"]["username"], "Sam");
+        let typing = ChatEvent::Typing {
+            room: RoomName::parse("r").unwrap(),
+            user: crate::chat::UserRef {
+                id: "u1".into(),
+                name: "Sam".into(),
+                unverified: false,
+            },
+            typing: true,
+        };
+        assert!(
+            streamly_frame(&typing).is_none(),
+            "only messages reach Streamly clients"
         );
     }
 

@@ -19,7 +19,9 @@ use super::{Accepted, Session};
 use crate::chat::{ChatError, Mailbox, Message, MessageRef, RoomName, Sender, Transport};
 use crate::gate::{unix_now, Action};
 use crate::telemetry::metrics;
-use crate::transport::bodies::{page_body, recovery_body, users_body};
+use crate::transport::bodies::{
+    joined_body, opened_body, page_body, recovery_body, unread_body, unread_rooms_body, users_body,
+};
 use crate::transport::state::AppState;
 
 /// Registers the connection, joins its rooms, sends the welcome (and what was missed),
@@ -29,6 +31,7 @@ pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Sessi
         ctx,
         room,
         since,
+        streamly,
         admission,
         permit,
     } = accepted;
@@ -36,6 +39,9 @@ pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Sessi
     let conn = sender.conn.clone();
     let closer = Closer::default();
     let outbox = Arc::new(Outbox::new(ctx.ws_settings.send_buffer, closer.clone()));
+    if streamly {
+        outbox.speak_streamly();
+    }
     let mailbox: Mailbox = outbox.clone();
     ctx.chat.connect(&sender, Transport::Ws, Some(mailbox));
     ctx.hub.register(conn.clone(), outbox.clone());
@@ -50,11 +56,9 @@ pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Sessi
     match (&room, since) {
         (Some(room), Some(since)) => {
             // Welcome first, then what was missed, then the live stream.
-            link.send(&ws_protocol::welcome(
-                conn.as_str(),
-                &sender.user,
-                Some(room),
-            ));
+            if !streamly {
+                link.send(&ws_protocol::welcome(conn.as_str(), &sender, Some(room)));
+            }
             let reply = |body: Value| {
                 let mut frame = ws_protocol::reply("room:join", None, body);
                 frame.room = Some(room.clone());
@@ -68,11 +72,9 @@ pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Sessi
             if let Some(room) = &room {
                 link.join(room, None).await;
             }
-            link.send(&ws_protocol::welcome(
-                conn.as_str(),
-                &sender.user,
-                room.as_ref(),
-            ));
+            if !streamly {
+                link.send(&ws_protocol::welcome(conn.as_str(), &sender, room.as_ref()));
+            }
         }
     }
     info!(conn = %conn, user = %sender.user, room = room.as_ref().map(RoomName::as_str), "ws connected");
@@ -136,6 +138,7 @@ impl Session {
 }
 
 /// One connection's view of the chat: its identity and its outbox.
+#[derive(Clone, Copy)]
 struct Link<'a> {
     ctx: &'a AppState,
     sender: &'a Sender,
@@ -195,7 +198,7 @@ impl Link<'_> {
         let result = match request {
             Request::Join { room, since: None } => {
                 if self.join(&room, request_id).await {
-                    Ok(json!({ "status": "ok", "room": room }))
+                    Ok(joined_body(&self.ctx.chat, self.sender, &room, false).await)
                 } else {
                     return;
                 }
@@ -218,12 +221,45 @@ impl Link<'_> {
                 room,
                 before,
                 limit,
+                thread: None,
             } => self
                 .ctx
                 .chat
                 .history(self.sender, &room, before, limit)
                 .await
                 .map(|page| page_body(&page)),
+            Request::History {
+                room,
+                before,
+                limit,
+                thread: Some(root),
+            } => self
+                .ctx
+                .chat
+                .thread_history(self.sender, &room, root, before, limit)
+                .await
+                .map(|page| page_body(&page)),
+            Request::Search {
+                room,
+                q,
+                before,
+                limit,
+            } => self
+                .ctx
+                .chat
+                .search(self.sender, room.as_ref(), &q, before, limit)
+                .await
+                .map(|page| page_body(&page)),
+            Request::ThreadOpen { room, id } => self
+                .ctx
+                .chat
+                .open_thread(self.sender, &room, id)
+                .await
+                .map(|(thread, summary)| opened_body(&room, id, &thread, summary)),
+            Request::ThreadClose { room, id } => {
+                let thread = self.ctx.chat.close_thread(self.sender, id);
+                Ok(json!({ "status": "ok", "room": room, "id": id, "thread": thread }))
+            }
             Request::Edit { room, id, content } => self
                 .ctx
                 .chat
@@ -236,6 +272,35 @@ impl Link<'_> {
                 .delete(self.sender, &room, id)
                 .await
                 .map(|()| json!({ "status": "ok", "id": id })),
+            Request::Read { room, offset } => self
+                .ctx
+                .chat
+                .mark_read(self.sender, &room, offset)
+                .await
+                .map(|at| json!({ "status": "ok", "room": room, "read_offset": at })),
+            Request::React {
+                room,
+                id,
+                emoji,
+                add,
+            } => self
+                .ctx
+                .chat
+                .react(self.sender, &room, id, &emoji, add)
+                .await
+                .map(|counts| json!({ "status": "ok", "id": id, "reactions": counts })),
+            Request::Unread { room: Some(room) } => self
+                .ctx
+                .chat
+                .unread(self.sender, &room)
+                .await
+                .map(|unread| unread_body(&room, &unread)),
+            Request::Unread { room: None } => self
+                .ctx
+                .chat
+                .unread_rooms(self.sender)
+                .await
+                .map(|rooms| unread_rooms_body(&rooms)),
             Request::PresenceList { room } => self
                 .ctx
                 .chat
@@ -307,6 +372,13 @@ async fn read_loop(
                 room: named,
                 content,
                 request_id,
+                thread: Some(root),
+            } => Box::pin(reply_to(link, room, named, root, content, request_id)).await,
+            ClientFrame::Chat {
+                room: named,
+                content,
+                request_id,
+                ..
             } if ctx.chat.judges_messages() => {
                 // The backend's message hook judges it first; the next frame waits.
                 Box::pin(submit(link, room, named, content, request_id)).await
@@ -315,7 +387,31 @@ async fn read_loop(
                 room: named,
                 content,
                 request_id,
+                ..
             } => post(link, room, named, content, request_id),
+            ClientFrame::Streamly {
+                room: named,
+                content,
+                username,
+            } => {
+                link.outbox.speak_streamly();
+                // The username names this message's sender where nobody vouched for a
+                // name (unverified); a token's or the backend's name wins.
+                let renamed = username.map(|name| {
+                    let mut renamed = sender.clone();
+                    renamed.choose_name(name);
+                    renamed
+                });
+                let speaker = Link {
+                    sender: renamed.as_ref().unwrap_or(sender),
+                    ..*link
+                };
+                if ctx.chat.judges_messages() {
+                    Box::pin(submit(&speaker, room, named, content, None)).await
+                } else {
+                    post(&speaker, room, named, content, None)
+                }
+            }
             ClientFrame::Typing {
                 room: named,
                 typing,
@@ -365,6 +461,26 @@ fn chat_target(
         return None;
     }
     Some(named.or_else(|| conn_room.cloned()))
+}
+
+/// A reply in the thread of message `root` of the named room (or the connection's):
+/// queued once its root is checked; acked like [`post`].
+async fn reply_to(
+    link: &Link<'_>,
+    conn_room: Option<&RoomName>,
+    named: Option<RoomName>,
+    root: uuid::Uuid,
+    content: String,
+    request_id: Option<String>,
+) -> Result<(), ChatError> {
+    if let Some(target) = chat_target(link, conn_room, named, request_id.as_deref()) {
+        let posted = match target {
+            Some(room) => link.ctx.chat.reply(link.sender, &room, root, content).await,
+            None => Err(ChatError::invalid("a reply needs a room")),
+        };
+        acknowledge(link, posted, request_id);
+    }
+    Ok(())
 }
 
 /// [`post`] after the backend's message hook allowed (or replaced) the message.
@@ -436,6 +552,7 @@ fn acknowledge(
 fn frame_kind(decoded: &Result<ClientFrame, ChatError>) -> &'static str {
     match decoded {
         Ok(ClientFrame::Chat { .. }) => "chat",
+        Ok(ClientFrame::Streamly { .. }) => "streamly",
         Ok(ClientFrame::Typing { .. }) => "typing",
         Ok(ClientFrame::Status(_)) => "presence",
         Ok(ClientFrame::Request { request, .. }) => request.name(),
