@@ -9,6 +9,11 @@ ALTER TABLE messages ADD COLUMN sender_unverified BIGINT;
 -- own); this names the root's room.
 ALTER TABLE messages ADD COLUMN thread_parent TEXT;
 
+-- The text search finds a message by (its `data.content`, NULL for tombstones and
+-- messages without one), kept beside `data` so neither database has to parse JSON to
+-- index it.
+ALTER TABLE messages ADD COLUMN search_text TEXT;
+
 -- Where each user has read up to in each room (`message:read`): only moves forward.
 -- Positions of anonymous users (a connection id) go a day after their last move.
 CREATE TABLE read_positions (

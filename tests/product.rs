@@ -812,6 +812,40 @@ async fn threads_between(a: &str, b: &str, room: &str) {
     .await;
     ada.send(Some(room), "marker").await;
     assert_eq!(grace.recv_type("chat").await["data"]["content"], "marker");
+
+    // Leaving the root's room closes its threads: Bob opens the thread, leaves the room,
+    // misses a reply, comes back to the room (not the thread) and gets only the room.
+    let opened = request(
+        &mut bob,
+        "o2",
+        json!({ "request": "thread:open", "room": room, "id": id }),
+    )
+    .await;
+    assert_eq!(opened["status"], "ok", "{opened}");
+    let left = request(
+        &mut bob,
+        "l",
+        json!({ "request": "room:leave", "room": room }),
+    )
+    .await;
+    assert_eq!(left["status"], "ok", "{left}");
+    ada.emit_ack(
+        "message:send",
+        json!([{ "room": room, "content": "after Bob left", "thread": id }]),
+    )
+    .await;
+    let back = request(
+        &mut bob,
+        "j",
+        json!({ "request": "room:join", "room": room }),
+    )
+    .await;
+    assert_eq!(back["status"], "ok", "{back}");
+    ada.send(Some(room), "welcome back").await;
+    assert_eq!(
+        bob.recv_type("chat").await["data"]["content"],
+        "welcome back"
+    );
     ada.close().await;
 }
 

@@ -170,12 +170,14 @@ impl ChatService {
             .into_iter()
             .filter(|(room, user)| !self.presence.contains(room, &user.id))
             .collect();
-        let rewrite = self.directory.take_lost(self.bus.losses());
+        if self.directory.take_lost(self.bus.losses()) {
+            self.directory
+                .replace_all(|| self.membership().room_connections());
+        }
         let state = PresenceState {
             online,
             departed,
             rooms: self.membership().rooms(),
-            connections: rewrite.then(|| self.membership().room_connections()),
         };
         match self.presence_store.sync(&state).await {
             Ok(changes) => {
@@ -196,9 +198,6 @@ impl ChatService {
             }
             Err(e) => {
                 debug!(error = %e, "presence sync failed; retrying");
-                if rewrite {
-                    self.directory.lose();
-                }
                 self.presence_unsynced.restore_departed(state.departed);
             }
         }

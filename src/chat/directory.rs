@@ -41,6 +41,16 @@ impl Directory {
         self.ready.notify_one();
     }
 
+    /// Replaces whatever is queued with this pod's connections as `snapshot` reads them
+    /// (under the queue's lock: a change made after the snapshot is queued after it).
+    pub(super) fn replace_all(&self, snapshot: impl FnOnce() -> Vec<(RoomName, ConnId)>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.clear();
+        queue.push(ConnectionChange::Replace(snapshot()));
+        drop(queue);
+        self.ready.notify_one();
+    }
+
     fn take(&self) -> Vec<ConnectionChange> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -89,10 +99,18 @@ impl ChatService {
             if changes.is_empty() {
                 continue;
             }
-            if let Err(e) = self.presence_store.connections_changed(&changes).await {
-                debug!(error = %e, "connection records not written; rewriting at the next sync");
-                self.directory.lose();
-                self.presence_unsynced.mark();
+            match self.presence_store.connections_changed(&changes).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    debug!("this pod's liveness had lapsed; rewriting its connection records");
+                    self.directory.lose();
+                    self.presence_unsynced.mark();
+                }
+                Err(e) => {
+                    debug!(error = %e, "connection records not written; rewriting them");
+                    self.directory.lose();
+                    self.presence_unsynced.mark();
+                }
             }
         }
     }

@@ -440,11 +440,10 @@ pub trait MessageLog: Send + Sync + 'static {
                     continue;
                 }
                 let page = self.page(&room, None, 1).await?;
-                let last_reply_at = page
-                    .messages
-                    .last()
-                    .map(|m| m.timestamp.clone())
-                    .unwrap_or_default();
+                // Every reply pruned: nothing to show.
+                let Some(last_reply_at) = page.messages.last().map(|m| m.timestamp.clone()) else {
+                    continue;
+                };
                 summaries.insert(
                     *root,
                     ThreadSummary {
@@ -614,9 +613,6 @@ pub struct PresenceState {
     pub departed: Vec<(RoomName, UserRef)>,
     /// Rooms with local members, with their member counts.
     pub rooms: Vec<(RoomName, usize)>,
-    /// Every connection of this pod with its rooms, when a [`ConnectionChange`] did not
-    /// reach the store: the store replaces this pod's connection records with these.
-    pub connections: Option<Vec<(RoomName, ConnId)>>,
 }
 
 /// A local connection joined or left a room, as the presence store records it for
@@ -627,6 +623,9 @@ pub enum ConnectionChange {
     Joined(RoomName, ConnId),
     /// The connection left the room (or ended).
     Left(RoomName, ConnId),
+    /// This pod's connections are exactly these, in these rooms (after a change that did
+    /// not reach the store): the store replaces this pod's records with them.
+    Replace(Vec<(RoomName, ConnId)>),
 }
 
 /// What a [`PresenceStore::sync`] changed across the cluster.
@@ -680,14 +679,16 @@ pub trait PresenceStore: Send + Sync + 'static {
 
     /// Records local connections joining and leaving rooms, in the order given, beside
     /// this pod's liveness (dead pods' records are removed by the next [`sync`] of a live
-    /// pod). A store that keeps no such records does nothing.
+    /// pod); `true` when this pod's liveness had lapsed, so that its records may have
+    /// been removed as a dead pod's (the caller then replaces them). A store that keeps no
+    /// such records does nothing.
     ///
     /// [`sync`]: PresenceStore::sync
     fn connections_changed<'a>(
         &'a self,
         _changes: &'a [ConnectionChange],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(std::future::ready(Ok(())))
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(Ok(false)))
     }
 }
 

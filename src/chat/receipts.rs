@@ -15,9 +15,16 @@ pub const RECEIPT_EVERY: Duration = Duration::from_secs(1);
 /// Rooms a per-user unread summary lists at most.
 pub const MAX_UNREAD_ROOMS: usize = 100;
 
-/// Per (room, user) whose receipt went within the last [`RECEIPT_EVERY`]: the newest
-/// position waiting to go when that second ends (`None`: nothing new since).
-type Recent = HashMap<(RoomName, String), Option<(UserRef, u64)>>;
+/// Per (room, user) whose receipt went within the last [`RECEIPT_EVERY`].
+type Recent = HashMap<(RoomName, String), Slot>;
+
+/// One user's receipts in one room within a second.
+struct Slot {
+    /// The offset last sent.
+    sent: u64,
+    /// The newest position waiting to go when the second ends.
+    waiting: Option<(UserRef, u64)>,
+}
 
 /// Receipts waiting for their user's second to pass.
 #[derive(Default)]
@@ -80,17 +87,28 @@ impl ChatService {
             .collect())
     }
 
-    /// Tells `room` that `user` read up to `offset`: now, or when their second ends.
+    /// Tells `room` that `user` read up to `offset`: now, or when their second ends; never
+    /// a position below one already sent or waiting (two devices' reads may finish in
+    /// either order).
     fn receipt(self: &Arc<Self>, room: &RoomName, user: UserRef, offset: u64) {
         let key = (room.clone(), user.id.clone());
         {
             let mut recent = self.receipts.lock();
-            if let Some(waiting) = recent.get_mut(&key) {
-                // Sent within the second: this one goes when it ends.
-                *waiting = Some((user, offset));
+            if let Some(slot) = recent.get_mut(&key) {
+                // Sent within the second: the newest goes when it ends.
+                let newest = slot.waiting.as_ref().map_or(slot.sent, |(_, o)| *o);
+                if offset > newest {
+                    slot.waiting = Some((user, offset));
+                }
                 return;
             }
-            recent.insert(key.clone(), None);
+            recent.insert(
+                key.clone(),
+                Slot {
+                    sent: offset,
+                    waiting: None,
+                },
+            );
         }
         self.send_receipt(room.clone(), user, offset);
         let chat = self.clone();
@@ -99,8 +117,14 @@ impl ChatService {
                 tokio::time::sleep(RECEIPT_EVERY).await;
                 let next = {
                     let mut recent = chat.receipts.lock();
-                    match recent.get_mut(&key).and_then(Option::take) {
-                        Some(next) => next,
+                    let Some(slot) = recent.get_mut(&key) else {
+                        return;
+                    };
+                    match slot.waiting.take() {
+                        Some(next) => {
+                            slot.sent = next.1;
+                            next
+                        }
                         None => {
                             recent.remove(&key);
                             return;

@@ -129,6 +129,9 @@ pub struct ChatService {
     pub(super) directory: super::directory::Directory,
     /// Read receipts sent within the last second, per user and room.
     pub(super) receipts: super::receipts::Receipts,
+    /// The room of each thread with local members (a connection that leaves a room
+    /// leaves its threads too).
+    pub(super) thread_parents: Mutex<std::collections::HashMap<RoomName, RoomName>>,
     /// The application's backend judging messages (the message hook).
     filter: OnceLock<Arc<dyn MessageFilter>>,
     /// Where the backend is told what happened (webhooks).
@@ -162,6 +165,7 @@ impl ChatService {
             posting: Mutex::default(),
             directory: Default::default(),
             receipts: Default::default(),
+            thread_parents: Mutex::default(),
             filter: OnceLock::new(),
             observer: OnceLock::new(),
         });
@@ -393,6 +397,9 @@ impl ChatService {
             }
         }
         self.left(room, user, interest);
+        if !room.is_thread() {
+            self.leave_threads_of(conn, user, room);
+        }
     }
 
     /// Forgets the connection and every room membership it had.
@@ -417,6 +424,9 @@ impl ChatService {
         if interest == Interest::Lost {
             drop(self.bus.interest(room, false));
             self.sequences(room).forget(room);
+            if room.is_thread() {
+                self.forget_thread(room);
+            }
         }
         if let Some(grace) = self.presence.leave(room, user) {
             let (chat, room, user) = (self.clone(), room.clone(), user.to_owned());

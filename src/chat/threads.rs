@@ -4,14 +4,15 @@
 //! replying). R hears `thread:updated` with the reply count after each reply, and R's
 //! history shows each root's `reply_count` and `last_reply_at`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::service::check_page_limit;
 use super::{
-    ChatError, ChatEvent, ChatService, HistoryPage, Message, MessageRef, Posted, RoomName, Sender,
-    ThreadRef, ThreadSummary,
+    ChatError, ChatEvent, ChatService, ConnId, HistoryPage, Message, MessageRef, Posted, RoomName,
+    Sender, ThreadRef, ThreadSummary,
 };
 
 impl ChatService {
@@ -33,10 +34,45 @@ impl ChatService {
         }
     }
 
-    /// Makes the sender a member of `root`'s thread (once checked), live from now on.
+    fn parents(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, RoomName>> {
+        self.thread_parents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `conn` (of `user`) left `parent`: it leaves the threads of `parent` it had open.
+    pub(super) fn leave_threads_of(self: &Arc<Self>, conn: &ConnId, user: &str, parent: &RoomName) {
+        let open: Vec<RoomName> = self
+            .membership()
+            .rooms_of(conn)
+            .into_iter()
+            .filter(RoomName::is_thread)
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let threads: Vec<RoomName> = {
+            let parents = self.parents();
+            open.into_iter()
+                .filter(|t| parents.get(t) == Some(parent))
+                .collect()
+        };
+        for thread in threads {
+            self.leave_conn(conn, user, &thread);
+        }
+    }
+
+    /// The last local member of `thread` left.
+    pub(super) fn forget_thread(&self, thread: &RoomName) {
+        self.parents().remove(thread);
+    }
+
+    /// Makes the sender a member of `root`'s thread in `parent` (once checked), live from
+    /// now on.
     async fn enter_thread(
         self: &Arc<Self>,
         sender: &Sender,
+        parent: &RoomName,
         root: Uuid,
     ) -> Result<RoomName, ChatError> {
         let thread = RoomName::of_thread(root);
@@ -44,6 +80,8 @@ impl ChatService {
             return Ok(thread);
         }
         let receipt = self.enter_checked(sender, &thread)?;
+        // After the join: the thread has a member now, so it is not being forgotten.
+        self.parents().insert(thread.clone(), parent.clone());
         self.go_live(&sender.conn, &thread);
         // Replies from other pods reach this pod from when the subscription is in place.
         let _ = receipt.outcome().await;
@@ -59,7 +97,7 @@ impl ChatService {
         root: Uuid,
     ) -> Result<(RoomName, Option<ThreadSummary>), ChatError> {
         self.check_root(sender, room, root).await?;
-        let thread = self.enter_thread(sender, root).await?;
+        let thread = self.enter_thread(sender, room, root).await?;
         let summary = self.log.thread_summaries(&[root]).await?.remove(&root);
         Ok((thread, summary))
     }
@@ -84,7 +122,7 @@ impl ChatService {
         self.check_content(&content)?;
         self.check_root(sender, room, root).await?;
         let content = self.judge(sender, Some(room.clone()), content).await?;
-        let thread = self.enter_thread(sender, root).await?;
+        let thread = self.enter_thread(sender, room, root).await?;
         let mut message = Message::chat(Some(thread), sender.user.clone(), content);
         message.user = sender.message_user();
         message.thread = Some(ThreadRef {

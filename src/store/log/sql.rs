@@ -139,7 +139,10 @@ pub async fn migrate(pool: &AnyPool) -> Result<usize, OpenError> {
         .run(pool)
         .await
         .map_err(|e| OpenError::Migrate(e.to_string()))?;
-    search_index(pool).await?;
+    // Without it the log works; searches answer UNAVAILABLE until a start makes it.
+    if let Err(e) = search_index(pool).await {
+        warn!(error = %e, "the full-text search index could not be made");
+    }
     Ok(applied(pool).await.saturating_sub(before))
 }
 
@@ -159,6 +162,22 @@ async fn is_sqlite(pool: &AnyPool) -> Result<bool, OpenError> {
 async fn search_index(pool: &AnyPool) -> Result<(), OpenError> {
     let fail = |e: sqlx::Error| OpenError::Migrate(format!("search index: {}", describe(&e)));
     if !is_sqlite(pool).await? {
+        let made = sqlx::query("SELECT to_regclass('messages_search') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .map_err(fail)?;
+        if made.try_get::<bool, _>(0).map_err(fail)? {
+            return Ok(());
+        }
+        // Messages stored before the search: their text, where their JSON parses (a
+        // NUL escape does not as jsonb).
+        sqlx::query(
+            "UPDATE messages SET search_text = data::jsonb->>'content' WHERE search_text IS NULL \
+             AND deleted_at IS NULL AND position('\\u0000' in data) = 0",
+        )
+        .execute(pool)
+        .await
+        .map_err(fail)?;
         sqlx::query(&format!(
             "CREATE INDEX IF NOT EXISTS messages_search ON messages USING gin ({PG_SEARCH_VECTOR})"
         ))
@@ -186,24 +205,31 @@ async fn search_index(pool: &AnyPool) -> Result<(), OpenError> {
 }
 
 /// The PostgreSQL text vector of a message, as its index and its queries spell it.
-const PG_SEARCH_VECTOR: &str = "to_tsvector('simple', COALESCE(data::jsonb->>'content', ''))";
+const PG_SEARCH_VECTOR: &str = "to_tsvector('simple', COALESCE(search_text, ''))";
 
-/// SQLite's full-text table of the messages' text and the triggers that keep it, then
-/// the messages stored before it.
-const SQLITE_SEARCH_SCHEMA: [&str; 5] = [
+/// What the search finds a message by: its `data.content` (none for tombstones).
+fn search_text(data: &serde_json::Value) -> Option<&str> {
+    data.get("content").and_then(|c| c.as_str())
+}
+
+/// The search text of the messages stored before the search, then SQLite's full-text
+/// table of it and the triggers that keep it, then those messages.
+const SQLITE_SEARCH_SCHEMA: [&str; 6] = [
+    "UPDATE messages SET search_text = json_extract(data, '$.content') \
+     WHERE search_text IS NULL AND deleted_at IS NULL",
     "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='', contentless_delete=1, \
      tokenize='unicode61 remove_diacritics 2')",
     "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages \
-     WHEN json_extract(new.data, '$.content') IS NOT NULL BEGIN \
-     INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, json_extract(new.data, '$.content')); END",
+     WHEN new.search_text IS NOT NULL BEGIN \
+     INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.search_text); END",
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN \
      DELETE FROM messages_fts WHERE rowid = old.rowid; END",
-    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF data ON messages BEGIN \
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF search_text ON messages BEGIN \
      DELETE FROM messages_fts WHERE rowid = old.rowid; \
-     INSERT INTO messages_fts (rowid, content) SELECT new.rowid, json_extract(new.data, '$.content') \
-     WHERE json_extract(new.data, '$.content') IS NOT NULL; END",
-    "INSERT INTO messages_fts (rowid, content) SELECT rowid, json_extract(data, '$.content') \
-     FROM messages WHERE json_extract(data, '$.content') IS NOT NULL",
+     INSERT INTO messages_fts (rowid, content) SELECT new.rowid, new.search_text \
+     WHERE new.search_text IS NOT NULL; END",
+    "INSERT INTO messages_fts (rowid, content) SELECT rowid, search_text FROM messages \
+     WHERE search_text IS NOT NULL",
 ];
 
 /// `query` as an FTS5 query: each word quoted (so no word is taken as syntax), all
@@ -290,19 +316,20 @@ impl SqlLog {
         column: &str,
     ) -> Result<Message, StoreError> {
         let by_author = if author.is_some() {
-            " AND sender_id = $5"
+            " AND sender_id = $6"
         } else {
             ""
         };
         let sql = format!(
-            "UPDATE messages SET data = $1, {column} = $2 \
+            "UPDATE messages SET data = $1, {column} = $2, search_text = $5 \
              WHERE room = $3 AND id = $4 AND deleted_at IS NULL{by_author}"
         );
         let query = sqlx::query(&sql)
             .bind(data.to_string())
             .bind(now_ms() as i64)
             .bind(room.as_str())
-            .bind(id.to_string());
+            .bind(id.to_string())
+            .bind(search_text(&data));
         let query = match author {
             Some(author) => query.bind(author),
             None => query,
@@ -1039,12 +1066,14 @@ impl MessageLog for SqlLog {
                     let name: String = row.try_get(0).map_err(unavailable)?;
                     let last: i64 = row.try_get(1).map_err(unavailable)?;
                     let at: Option<i64> = row.try_get(2).map_err(unavailable)?;
+                    // Every reply pruned: nothing to show.
+                    let Some(at) = at else {
+                        continue;
+                    };
                     if let Some(root) = thread_root(&name) {
                         let summary = ThreadSummary {
                             reply_count: last.max(0) as u64,
-                            last_reply_at: at
-                                .map(|ms| rfc3339_of_ms(ms.max(0) as u64))
-                                .unwrap_or_default(),
+                            last_reply_at: rfc3339_of_ms(at.max(0) as u64),
                         };
                         summaries.insert(root, summary);
                     }
@@ -1216,8 +1245,8 @@ async fn try_commit(
     for chunk in power_of_two_chunks(&rows, MAX_ROWS) {
         let sql = format!(
             "INSERT INTO messages (room, room_offset, id, sender_id, sender_name, kind, data, \
-             created_at, sender_unverified, thread_parent) VALUES {}",
-            placeholders(chunk.len(), 10)
+             created_at, sender_unverified, thread_parent, search_text) VALUES {}",
+            placeholders(chunk.len(), 11)
         );
         let mut query = sqlx::query(&sql);
         for ((message, name), offset) in chunk {
@@ -1233,7 +1262,8 @@ async fn try_commit(
                 .bind(i64::from(
                     message.user.as_ref().is_some_and(|u| u.unverified),
                 ))
-                .bind(message.thread.as_ref().map(|t| t.room.as_str()));
+                .bind(message.thread.as_ref().map(|t| t.room.as_str()))
+                .bind(search_text(&message.data));
         }
         query.execute(&mut *tx).await?;
     }

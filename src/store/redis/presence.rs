@@ -54,9 +54,11 @@ end
 "#;
 
 /// Applies joins and leaves of this pod's connections in order, after renewing its
-/// liveness. ARGV pod, liveness ms, then (`j` or `l`, room, conn) triples.
+/// liveness; returns 0 when that liveness had lapsed (its records may have been reaped).
+/// ARGV pod, liveness ms, then (`j` or `l`, room, conn) triples.
 const CONNECTIONS: &str = r#"
 local pod = ARGV[1]
+local alive = redis.call('EXISTS', 'pod:' .. pod)
 redis.call('SET', 'pod:' .. pod, 1, 'PX', ARGV[2])
 redis.call('SADD', 'chatwire:connection-pods', pod)
 local mine = 'chatwire:connections-of:' .. pod
@@ -69,7 +71,7 @@ for i = 3, #ARGV, 3 do
     redis.call('SREM', mine, room .. ' ' .. conn)
   end
 end
-return 0
+return alive
 "#;
 
 /// Replaces this pod's connection records with the given ones. ARGV pod, liveness ms,
@@ -89,7 +91,7 @@ for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
   end
 end
 for i = 3, #ARGV, 2 do came(mine, ARGV[i], ARGV[i + 1]) end
-return 0
+return 1
 "#;
 
 /// Removes the connection records of pods whose liveness key is gone.
@@ -262,7 +264,11 @@ impl RedisPresence {
     }
 
     /// Adds an EVALSHA of `script` (loaded by [`RedisPresence::run_scripts`]) with `args`.
-    fn push_script(pipe: &mut redis::Pipeline, script: &str, args: &[&str]) {
+    fn push_script<'p>(
+        pipe: &'p mut redis::Pipeline,
+        script: &str,
+        args: &[&str],
+    ) -> &'p mut redis::Pipeline {
         let cmd = pipe
             .cmd("EVALSHA")
             .arg(Script::new(script).get_hash())
@@ -270,7 +276,7 @@ impl RedisPresence {
         for arg in args {
             cmd.arg(*arg);
         }
-        cmd.ignore();
+        cmd
     }
 
     fn liveness_ms(&self) -> u64 {
@@ -418,24 +424,9 @@ impl PresenceStore for RedisPresence {
                     .arg(1)
                     .arg(presence_key(room));
             }
-            // Replies of the calls after these are ignored.
-            let liveness = self.liveness_ms().to_string();
-            if let Some(connections) = &state.connections {
-                let mut args = vec![self.pod.as_str(), liveness.as_str()];
-                for (room, conn) in connections {
-                    args.push(room.as_str());
-                    args.push(conn.as_str());
-                }
-                Self::push_script(&mut calls, &self.reset_connections, &args);
-            }
-            Self::push_script(&mut calls, &self.reap_connections, &[]);
-            let scripts = [
-                ONLINE,
-                OFFLINE,
-                REAP,
-                self.reset_connections.as_str(),
-                self.reap_connections.as_str(),
-            ];
+            // Its reply is ignored.
+            Self::push_script(&mut calls, &self.reap_connections, &[]).ignore();
+            let scripts = [ONLINE, OFFLINE, REAP, self.reap_connections.as_str()];
             let replies: Vec<redis::Value> = self.run_scripts(&scripts, calls).await?;
             let mut replies = replies.into_iter();
             let mut changes = PresenceChanges::default();
@@ -463,23 +454,45 @@ impl PresenceStore for RedisPresence {
     fn connections_changed<'a>(
         &'a self,
         changes: &'a [ConnectionChange],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let liveness = self.liveness_ms().to_string();
             let mut calls = redis::pipe();
-            for batch in changes.chunks(CONNECTION_BATCH) {
-                let mut args = vec![self.pod.as_str(), liveness.as_str()];
-                for change in batch {
-                    let (op, room, conn) = match change {
-                        ConnectionChange::Joined(room, conn) => ("j", room, conn),
-                        ConnectionChange::Left(room, conn) => ("l", room, conn),
-                    };
-                    args.extend([op, room.as_str(), conn.as_str()]);
+            // Runs of joins and leaves go in batches; a replacement on its own, in order.
+            let mut batch: Vec<&str> = Vec::new();
+            let flush = |calls: &mut redis::Pipeline, batch: &mut Vec<&str>| {
+                if !batch.is_empty() {
+                    let mut args: Vec<&str> = vec![self.pod.as_str(), liveness.as_str()];
+                    args.extend(batch.iter().copied());
+                    batch.clear();
+                    Self::push_script(calls, &self.connections, &args);
                 }
-                Self::push_script(&mut calls, &self.connections, &args);
+            };
+            for change in changes {
+                match change {
+                    ConnectionChange::Joined(room, conn) => {
+                        batch.extend(["j", room.as_str(), conn.as_str()]);
+                    }
+                    ConnectionChange::Left(room, conn) => {
+                        batch.extend(["l", room.as_str(), conn.as_str()]);
+                    }
+                    ConnectionChange::Replace(all) => {
+                        flush(&mut calls, &mut batch);
+                        let mut args = vec![self.pod.as_str(), liveness.as_str()];
+                        for (room, conn) in all {
+                            args.extend([room.as_str(), conn.as_str()]);
+                        }
+                        Self::push_script(&mut calls, &self.reset_connections, &args);
+                    }
+                }
+                if batch.len() >= 3 * CONNECTION_BATCH {
+                    flush(&mut calls, &mut batch);
+                }
             }
-            self.run_scripts::<()>(&[self.connections.as_str()], calls)
-                .await
+            flush(&mut calls, &mut batch);
+            let scripts = [self.connections.as_str(), self.reset_connections.as_str()];
+            let alive: Vec<i64> = self.run_scripts(&scripts, calls).await?;
+            Ok(alive.contains(&0))
         })
     }
 
