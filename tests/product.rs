@@ -742,6 +742,29 @@ async fn threads_between(a: &str, b: &str, room: &str) {
         (json!(thread), json!("me too"))
     );
 
+    // A reply is a message like any other for those who opened its thread: its author
+    // edits it, others react to it and read up to it; Bob (thread not open) may not.
+    let reply_id = reply["id"].as_str().expect("reply id").to_owned();
+    let react =
+        json!({ "request": "message:react", "room": thread, "id": reply_id, "emoji": "👀" });
+    let reacted = request(&mut grace, "rr", react.clone()).await;
+    assert_eq!(reacted["reactions"], json!({ "👀": 1 }), "{reacted}");
+    let refused = request(&mut bob, "rb", react).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    let read = ada
+        .emit_ack("message:read", json!([{ "room": thread, "offset": 2 }]))
+        .await;
+    assert_eq!(read["read_offset"], 2, "{read}");
+    let edited = request(
+        &mut grace,
+        "e",
+        json!({ "request": "message:edit", "room": thread, "id": reply_id, "content": "me too!" }),
+    )
+    .await;
+    assert_eq!(edited["status"], "ok", "{edited}");
+    let updated = ada.next_event("message:updated").await;
+    assert_eq!(updated["data"]["content"], "me too!", "{updated}");
+
     // Bob got no reply: his next chat frame is the next message of the room itself.
     ada.send(Some(room), "back in the room").await;
     assert_eq!(
@@ -772,7 +795,7 @@ async fn threads_between(a: &str, b: &str, room: &str) {
         .iter()
         .map(|m| &m["data"]["content"])
         .collect();
-    assert_eq!(texts, [&json!("I agree"), &json!("me too")], "{replies}");
+    assert_eq!(texts, [&json!("I agree"), &json!("me too!")], "{replies}");
 
     // Misuse: typed errors.
     let joined = ada.emit_ack("room:join", json!([{ "room": thread }])).await;

@@ -48,7 +48,7 @@ impl ChatService {
         room: &RoomName,
         offset: u64,
     ) -> Result<u64, ChatError> {
-        sender.may_join(room)?;
+        self.may_use(sender, room)?;
         if !self.membership().is_member(&sender.conn, room) {
             return Err(ChatError::Channel(format!("not a member of room {room}")));
         }

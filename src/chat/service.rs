@@ -631,7 +631,7 @@ impl ChatService {
         content: String,
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
-        sender.may_join(room)?;
+        self.may_use(sender, room)?;
         let content = match self.filter.get() {
             None => content,
             Some(filter) => {
@@ -687,7 +687,7 @@ impl ChatService {
         room: &RoomName,
         id: Uuid,
     ) -> Result<(), ChatError> {
-        sender.may_join(room)?;
+        self.may_use(sender, room)?;
         self.log.delete(room, id, Some(&sender.user)).await?;
         self.deleted(room, id);
         Ok(())

@@ -62,6 +62,21 @@ impl ChatService {
         }
     }
 
+    /// Whether the sender may act on messages of `room` (edit, delete, react, read): a
+    /// room it may join, or a thread it opened (`thread:open` checked the root's room).
+    pub(super) fn may_use(&self, sender: &Sender, room: &RoomName) -> Result<(), ChatError> {
+        if !room.is_thread() {
+            return sender.may_join(room);
+        }
+        if self.membership().is_member(&sender.conn, room) {
+            Ok(())
+        } else {
+            Err(ChatError::Forbidden(
+                "open the thread (thread:open) to act on its replies".into(),
+            ))
+        }
+    }
+
     /// The last local member of `thread` left.
     pub(super) fn forget_thread(&self, thread: &RoomName) {
         self.parents().remove(thread);
