@@ -857,6 +857,19 @@ async fn threads_between(a: &str, b: &str, room: &str) {
         json!([{ "room": room, "content": "after Bob left", "thread": id }]),
     )
     .await;
+    // The reply was handed to the thread's members before its ack: anything Bob got is
+    // queued before the answer to a ping sent now.
+    bob.send_json(json!({ "type": "ping" })).await;
+    loop {
+        let frame = bob.recv_any().await;
+        assert_ne!(
+            frame["type"], "chat",
+            "a reply reached Bob after he left: {frame}"
+        );
+        if frame["type"] == "pong" {
+            break;
+        }
+    }
     let back = request(
         &mut bob,
         "j",
