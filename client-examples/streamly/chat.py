@@ -20,12 +20,19 @@ async def main(url: str, username: str) -> None:
     async with websockets.connect(url, max_size=65536) as ws:
         print(f"connected as {username} in {room}", flush=True)
 
+        unechoed: list[str] = []  # lines sent whose echo has not come back yet
+        echoed = asyncio.Event()
+
         async def receive() -> None:
             async for frame in ws:
                 msg = json.loads(frame)
                 if msg.get("type") == "message":
                     data = msg["data"]
                     print(f"[{data['room']}] {data['username']}: {data['message']}", flush=True)
+                    if data["username"] == username and data["message"] in unechoed:
+                        unechoed.remove(data["message"])
+                        if not unechoed:
+                            echoed.set()
 
         receiver = asyncio.create_task(receive())
         loop = asyncio.get_running_loop()
@@ -35,9 +42,15 @@ async def main(url: str, username: str) -> None:
                 break
             line = line.rstrip("\n")
             if line:
+                echoed.clear()
+                unechoed.append(line)
                 frame = {"type": "message", "data": {"room": room, "message": line, "username": username}}
                 await ws.send(json.dumps(frame))
-        await asyncio.sleep(0.3)  # let the echo of the last line arrive
+        if unechoed:  # the echoes of the last lines, for at most 2 s
+            try:
+                await asyncio.wait_for(echoed.wait(), 2)
+            except asyncio.TimeoutError:
+                pass
         receiver.cancel()
 
 

@@ -537,7 +537,8 @@ pub const MAX_UNREAD_COUNT: u64 = 999;
 /// and shared by every pod that shares it. Positions only move forward.
 pub trait ReadPositions: Send + Sync + 'static {
     /// Moves `user`'s position in `room` forward to `offset` at `now_ms` (never back);
-    /// `anonymous`: the user is a connection id, kept for a day only. The position now.
+    /// `anonymous`: the user is a connection id, kept for a day only. The position now,
+    /// and whether this call moved it.
     fn mark_read<'a>(
         &'a self,
         room: &'a RoomName,
@@ -545,7 +546,7 @@ pub trait ReadPositions: Send + Sync + 'static {
         anonymous: bool,
         offset: u64,
         now_ms: u64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+    ) -> BoxFuture<'a, Result<(u64, bool), StoreError>>;
 
     /// `user`'s position and unread count in `room`.
     fn unread<'a>(

@@ -54,12 +54,11 @@ impl ChatService {
         }
         let last = self.log.bounds(room).await?.last;
         let offset = offset.min(last);
-        let before = self.reads.unread(room, &sender.user).await?.read_offset;
-        let now = self
+        let (now, moved) = self
             .reads
             .mark_read(room, &sender.user, sender.anonymous, offset, now_ms())
             .await?;
-        if now > before {
+        if moved {
             self.receipt(room, sender.user_ref(), now);
         }
         Ok(now)

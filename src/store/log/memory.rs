@@ -182,7 +182,7 @@ impl ReadPositions for MemoryLog {
         anonymous: bool,
         offset: u64,
         now_ms: u64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+    ) -> BoxFuture<'a, Result<(u64, bool), StoreError>> {
         let mut reads = self.reads();
         let key = (room.to_string(), user.to_owned());
         if !reads.contains_key(&key) && reads.len() >= MAX_READ_POSITIONS {
@@ -199,9 +199,10 @@ impl ReadPositions for MemoryLog {
             anonymous,
             updated_ms: now_ms,
         });
+        let moved = offset > position.offset;
         position.offset = position.offset.max(offset);
         position.updated_ms = now_ms;
-        Box::pin(ready(Ok(position.offset)))
+        Box::pin(ready(Ok((position.offset, moved))))
     }
 
     fn unread<'a>(

@@ -414,28 +414,57 @@ impl ReadPositions for SqlLog {
         anonymous: bool,
         offset: u64,
         now_ms: u64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+    ) -> BoxFuture<'a, Result<(u64, bool), StoreError>> {
         Box::pin(async move {
-            let row = self
+            // Each statement is atomic: forward (the usual case), else new, else as it was.
+            let forward = self
+                .timed(
+                    sqlx::query(
+                        "UPDATE read_positions SET read_offset = $3, updated_at = $4 \
+                         WHERE room = $1 AND user_id = $2 AND read_offset < $3",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .bind(offset as i64)
+                    .bind(now_ms as i64)
+                    .execute(&self.pool),
+                )
+                .await?;
+            if forward.rows_affected() > 0 {
+                return Ok((offset, true));
+            }
+            let inserted = self
                 .timed(
                     sqlx::query(
                         "INSERT INTO read_positions (room, user_id, read_offset, anonymous, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room, user_id) \
-                         DO UPDATE SET read_offset = CASE WHEN excluded.read_offset > \
-                         read_positions.read_offset THEN excluded.read_offset ELSE \
-                         read_positions.read_offset END, updated_at = excluded.updated_at \
-                         RETURNING read_offset",
+                         updated_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (room, user_id) DO NOTHING",
                     )
                     .bind(room.as_str())
                     .bind(user)
                     .bind(offset as i64)
                     .bind(i64::from(anonymous))
                     .bind(now_ms as i64)
+                    .execute(&self.pool),
+                )
+                .await?;
+            if inserted.rows_affected() > 0 {
+                return Ok((offset, offset > 0));
+            }
+            let row = self
+                .timed(
+                    sqlx::query(
+                        "UPDATE read_positions SET updated_at = $3 \
+                         WHERE room = $1 AND user_id = $2 RETURNING read_offset",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .bind(now_ms as i64)
                     .fetch_one(&self.pool),
                 )
                 .await?;
             let now: i64 = row.try_get(0).map_err(unavailable)?;
-            Ok(now.max(0) as u64)
+            Ok((now.max(0) as u64, false))
         })
     }
 
