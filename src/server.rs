@@ -22,8 +22,8 @@ use crate::bus::memory::MemoryHub;
 use crate::bus::redis::RedisBus;
 use crate::bus::LocalBus;
 use crate::chat::{
-    Bus, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, Reactions, ReadPositions,
-    RequestKeys, Retention, Stores, Transport,
+    Bus, Channels, ChatService, ChatSettings, Inbound, LocalFanout, MessageLog, Reactions,
+    ReadPositions, RequestKeys, Retention, Stores, Transport,
 };
 use crate::config::Config;
 use crate::gate::{Gate, GateClock};
@@ -42,7 +42,7 @@ use crate::transport::socketio::{self, SioFanout, SioSettings};
 use crate::transport::state::{AppState, LateDirectory, SocketDirectory};
 use crate::transport::ws::{self, WsSettings};
 use crate::transport::ws::{close_code, WsHub};
-use crate::transport::{accept, demo, server_api};
+use crate::transport::{accept, demo, rooms_api, server_api};
 
 /// How often rate-limit keys back at their full allowance are forgotten.
 const FORGET_IDLE_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -82,7 +82,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     if location == LogLocation::Memory {
         info!("message log in memory: nothing is kept across restarts");
         let log = Arc::new(MemoryLog::default());
-        return Ok((log.clone(), log.clone(), log.clone(), log));
+        return Ok((log.clone(), log.clone(), log.clone(), log.clone(), log));
     }
     let log = SqlLog::open(&location, sql_settings(config))
         .await
@@ -92,7 +92,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         _ => info!("message log in postgres"),
     }
     let log = Arc::new(log);
-    Ok((log.clone(), log.clone(), log.clone(), log))
+    Ok((log.clone(), log.clone(), log.clone(), log.clone(), log))
 }
 
 /// The stores kept in the database: the message log, the request keys, read positions
@@ -102,6 +102,7 @@ pub type Database = (
     Arc<dyn RequestKeys>,
     Arc<dyn ReadPositions>,
     Arc<dyn Reactions>,
+    Arc<dyn Channels>,
 );
 
 /// `chatwire migrate`: brings DATABASE_URL's schema up to date; how many migrations ran.
@@ -150,7 +151,8 @@ pub async fn run_in_process(
         presence: Arc::new(presence.clone()),
         keys: log.clone(),
         reads: log.clone(),
-        reactions: log,
+        reactions: log.clone(),
+        channels: log,
     };
     let attach = bus.clone();
     let start = move |chat: Arc<ChatService>| {
@@ -188,7 +190,7 @@ pub async fn run_with_clock(
     let gate = Gate::new(&config, clock)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid value for {key}: {reason}"))?;
     if config.redis_url.is_empty() {
-        let (log, keys, reads, reactions) = open_database(&config).await?;
+        let (log, keys, reads, reactions, channels) = open_database(&config).await?;
         let bus = Arc::new(LocalBus);
         // One node: presence is the chat's own local counts (a single-node chat never
         // asks the presence store).
@@ -198,6 +200,7 @@ pub async fn run_with_clock(
             keys,
             reads,
             reactions,
+            channels,
         };
         let builder = SocketIo::builder();
         return serve_with(
@@ -214,11 +217,12 @@ pub async fn run_with_clock(
     }
     let pod = Uuid::now_v7().to_string();
     let link = RedisLink::open(config.redis_url.expose(), config.redis_timeout)?;
-    let (log, keys, reads, reactions) = open_database(&config).await?;
+    let (log, keys, reads, reactions, channels) = open_database(&config).await?;
     let stores = Stores {
         log,
         reads,
         reactions,
+        channels,
         presence: Arc::new(RedisPresence::new(
             link.clone(),
             pod.clone(),
@@ -386,6 +390,7 @@ async fn serve_with<A: Adapter + DefinedAdapter>(
     };
     let app = app
         .merge(http::routes(state.clone()))
+        .merge(rooms_api::routes(state.clone()))
         .merge(server_api::routes(state.clone()))
         .merge(ws::routes(state))
         .layer(sio_layer);

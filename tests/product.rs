@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::tokens::{self, claims, SECRET};
 use common::{
-    body_of, eventually, http_get_with, test_config, ws_refused, RedisServer, ServerProcess,
-    SioClient, TestServer, WsClient, WAIT,
+    body_of, eventually, http_get_with, request, test_config, ws_refused, RedisServer,
+    ServerProcess, SioClient, TestServer, WsClient, WAIT,
 };
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -336,18 +336,6 @@ async fn streamly_redis_keys_stay_true_across_pods_and_pod_deaths() {
     })
     .await;
     drop(a);
-}
-
-/// A raw `system` request and its reply (or error frame) carrying the same request id.
-async fn request(client: &mut WsClient, request_id: &str, mut data: Value) -> Value {
-    data["request_id"] = json!(request_id);
-    client
-        .send_json(json!({ "type": "system", "data": data }))
-        .await;
-    let reply = client
-        .recv_any_where(|f| f["data"]["request_id"] == request_id)
-        .await;
-    reply["data"].clone()
 }
 
 async fn unread_over_http(addr: std::net::SocketAddr, path: &str, token: &str) -> (u16, Value) {

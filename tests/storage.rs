@@ -202,7 +202,7 @@ async fn log_rules(url: &str, reopen: bool) {
 async fn request_key_rules(url: &str) {
     let mut config = Config::defaults();
     config.database_url = url.into();
-    let (log, keys, _, _) = chatwire::server::open_database(&config)
+    let (log, keys, _, _, _) = chatwire::server::open_database(&config)
         .await
         .expect("open database");
     let now = chatwire::chat::now_ms();

@@ -51,7 +51,8 @@ fn chat() -> (Arc<ChatService>, Arc<Recorder>, CancellationToken) {
             presence: Arc::new(MemoryPresence::default()),
             keys: log.clone(),
             reads: log.clone(),
-            reactions: log,
+            reactions: log.clone(),
+            channels: log,
         },
         ChatSettings {
             max_message_bytes: 65536,
@@ -86,14 +87,18 @@ async fn settle() {
     }
 }
 
-fn presence(events: &[ChatEvent]) -> Vec<Status> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ChatEvent::Presence { status, .. } => Some(*status),
-            _ => None,
-        })
-        .collect()
+/// The presence statuses announced in `room` and in presence:global, in order.
+fn presence(events: &[ChatEvent]) -> (Vec<Status>, Vec<Status>) {
+    let statuses = |of: &RoomName| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Presence { status, room, .. } if room == of => Some(*status),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    (statuses(&room()), statuses(&RoomName::global_presence()))
 }
 
 #[tokio::test(start_paused = true)]
@@ -131,7 +136,9 @@ async fn offline_comes_after_the_grace_and_a_quick_reconnect_is_silent() {
     chat.connect(&first, Transport::Ws, None);
     drop(chat.join(&first, &room()).expect("join"));
     settle().await;
-    assert_eq!(presence(&recorder.take()), [Status::Online]);
+    // The room and presence:global (every connection counts there) alike.
+    let online = vec![Status::Online];
+    assert_eq!(presence(&recorder.take()), (online.clone(), online));
 
     // Gone, and back within the grace on another connection: nothing to announce.
     chat.disconnect(&first.conn);
@@ -142,17 +149,18 @@ async fn offline_comes_after_the_grace_and_a_quick_reconnect_is_silent() {
     drop(chat.join(&second, &room()).expect("join"));
     tokio::time::advance(GRACE).await;
     settle().await;
-    assert_eq!(presence(&recorder.take()), []);
+    assert_eq!(presence(&recorder.take()), (vec![], vec![]));
 
     // Gone for good: "offline" once the grace has passed, not before.
     chat.disconnect(&second.conn);
     settle().await;
     tokio::time::advance(GRACE - Duration::from_millis(100)).await;
     settle().await;
-    assert_eq!(presence(&recorder.take()), []);
+    assert_eq!(presence(&recorder.take()), (vec![], vec![]));
     tokio::time::advance(Duration::from_millis(200)).await;
     settle().await;
-    assert_eq!(presence(&recorder.take()), [Status::Offline]);
+    let offline = vec![Status::Offline];
+    assert_eq!(presence(&recorder.take()), (offline.clone(), offline));
     stop.cancel();
 }
 

@@ -66,8 +66,12 @@ impl Unsynced {
 
 impl ChatService {
     /// Tells `room` that `user` came online (their first connection, across pods) or went
-    /// offline (their last), and the backend that they joined or left.
+    /// offline (their last), and the backend that they joined or left (a room they are
+    /// in: presence:global is no room a user joins by connecting).
     fn announce(&self, room: RoomName, user: UserRef, status: Status) {
+        if room.is_global_presence() {
+            return drop(self.emit(ChatEvent::Presence { room, user, status }, None));
+        }
         self.observe(|| match status {
             Status::Offline => Happened::Left {
                 room: room.clone(),
@@ -147,7 +151,7 @@ impl ChatService {
         sender: &Sender,
         room: &RoomName,
     ) -> Result<Vec<(UserRef, Status)>, ChatError> {
-        sender.may_join(room)?;
+        self.admits(sender, room).await?;
         if self.single_node() {
             return Ok(self.presence.list(room));
         }

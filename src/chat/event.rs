@@ -113,6 +113,18 @@ pub enum ChatEvent {
         /// When the last one was sent.
         last_reply_at: String,
     },
+    /// A channel was created or changed (`channel:updated`): its room's members hear
+    /// it, then each pod removes the local connections it no longer admits.
+    ChannelUpdated {
+        /// The channel as it is now.
+        channel: super::Channel,
+    },
+    /// A channel was deleted with its messages (`channel:deleted`): its room's members
+    /// hear it, then leave the room on every pod.
+    ChannelDeleted {
+        /// The room.
+        room: RoomName,
+    },
     /// The application's backend removed a user from a room (`room:removed`): every
     /// member hears it, the user's connections in the room included, then those leave.
     Removed {
@@ -167,7 +179,9 @@ impl ChatEvent {
             | Self::Receipt { room, .. }
             | Self::Reactions { room, .. }
             | Self::ThreadUpdated { room, .. }
-            | Self::Removed { room, .. } => Some(room),
+            | Self::Removed { room, .. }
+            | Self::ChannelDeleted { room } => Some(room),
+            Self::ChannelUpdated { channel } => Some(&channel.room),
             Self::Ended { .. } | Self::Emitted { .. } | Self::Command { .. } => None,
         }
     }
@@ -184,6 +198,8 @@ impl ChatEvent {
             Self::Reactions { .. } => "reactions",
             Self::ThreadUpdated { .. } => "thread",
             Self::Removed { .. } => "removed",
+            Self::ChannelUpdated { .. } => "channel_updated",
+            Self::ChannelDeleted { .. } => "channel_deleted",
             Self::Ended { .. } => "ended",
             Self::Emitted { .. } => "emitted",
             Self::Command { .. } => "command",

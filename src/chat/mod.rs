@@ -7,6 +7,7 @@
 
 mod announce;
 mod backend;
+mod channels;
 mod delivery;
 mod directory;
 mod error;
@@ -29,6 +30,10 @@ mod threads;
 mod typing;
 
 pub use backend::{Publication, Published, IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_KEY, MAX_REASON};
+pub use channels::{
+    Actor, Channel, ChannelChange, NewChannel, MAX_CHANNEL_MEMBERS, MAX_CHANNEL_PAGE,
+    MAX_TITLE_CHARS, MAX_TOPIC_CHARS, SERVER_CREATOR,
+};
 pub use delivery::{Delivery, Encodings, Form, LocalFanout};
 pub use error::{excerpt, ChatError, ErrorCode};
 pub use event::{ChatEvent, Status, UserRef};
@@ -42,16 +47,18 @@ pub use message::{
 };
 pub use policy::{display_name, RoomPattern, Sender, MAX_DISPLAY_NAME_CHARS, USER_ROOM_PREFIX};
 pub use ports::{
-    Appended, Asked, Bus, BusError, BusStatus, Claim, Committed, ConnectionChange, Draft, Happened,
-    HistoryPage, Inbound, MessageFilter, MessageLog, MessageRef, Observer, PodConnections,
-    PresenceChanges, PresenceState, PresenceStore, ReactionCounts, Reactions, ReadPositions,
-    Receipt, RequestKeys, RoomBounds, RoomsCommand, StoreError, Stored, ThreadSummary, Unread,
-    Unstored, Verdict, ANONYMOUS_POSITION_TTL_MS, LOCAL_POD, MAX_EMOJIS_PER_MESSAGE,
-    MAX_UNREAD_COUNT,
+    Appended, Asked, Bus, BusError, BusStatus, Channels, Claim, Committed, ConnectionChange, Draft,
+    Happened, HistoryPage, Inbound, MessageFilter, MessageLog, MessageRef, Observer,
+    PodConnections, PresenceChanges, PresenceState, PresenceStore, ReactionCounts, Reactions,
+    ReadPositions, Receipt, RequestKeys, RoomBounds, RoomsCommand, StoreError, Stored,
+    ThreadSummary, Unread, Unstored, Verdict, ANONYMOUS_POSITION_TTL_MS, LOCAL_POD,
+    MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
 pub use reactions::{emoji, MAX_EMOJI_BYTES};
 pub use receipts::{MAX_UNREAD_ROOMS, RECEIPT_EVERY};
 pub use recovery::{GAP_WAIT, MAX_RECOVERED};
-pub use room::{thread_room, thread_root, RoomName, MAX_ROOM_NAME_LEN, THREAD_PREFIX};
+pub use room::{
+    thread_room, thread_root, RoomName, GLOBAL_PRESENCE_ROOM, MAX_ROOM_NAME_LEN, THREAD_PREFIX,
+};
 pub use search::{MAX_QUERY_BYTES, MAX_SEARCH_PAGE};
 pub use service::{Accepted, ChatService, ChatSettings, Posted, Stores, MAX_HISTORY_PAGE};

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    ChatError, ConnId, Delivery, Message, Retention, RoomName, Selection, Status, UserConnection,
-    UserRef,
+    Channel, ChatError, ConnId, Delivery, Message, Retention, RoomName, Selection, Status,
+    UserConnection, UserRef,
 };
 
 /// Why a delivery did not reach other pods.
@@ -240,6 +240,9 @@ pub enum StoreError {
     /// A bounded collection is full (a message's different emojis).
     #[error("{0}")]
     TooMany(String),
+    /// The record exists already (a channel of that room).
+    #[error("{0}")]
+    Exists(String),
 }
 
 /// How long a client refused with `UNAVAILABLE` should wait before sending again.
@@ -251,6 +254,7 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound => ChatError::invalid(e.to_string()),
             StoreError::NotAuthor => ChatError::Forbidden(e.to_string()),
             StoreError::TooMany(_) => ChatError::invalid(e.to_string()),
+            StoreError::Exists(_) => ChatError::Conflict(e.to_string()),
             StoreError::Unavailable(_) => ChatError::Unavailable {
                 reason: e.to_string(),
                 retry_after_ms: STORE_RETRY_AFTER_MS,
@@ -587,6 +591,51 @@ pub trait Reactions: Send + Sync + 'static {
         &'a self,
         ids: &'a [Uuid],
     ) -> BoxFuture<'a, Result<std::collections::HashMap<Uuid, ReactionCounts>, StoreError>>;
+}
+
+/// Channels: rooms as records (title, topic, private with members), kept beside the log
+/// and shared by every pod that shares it.
+pub trait Channels: Send + Sync + 'static {
+    /// Stores `channel` (its members included); `Exists` when its room has one.
+    fn create_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The channel of `room`, with its members, if it has one.
+    fn channel<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<Channel>, StoreError>>;
+
+    /// Whether `room` is a private channel, and if so whether `user` is a member: `None`
+    /// for a room without a channel or a public one.
+    fn private_member<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>>;
+
+    /// Those of `rooms` that are private channels without `user` among their members.
+    fn closed_to<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RoomName>, StoreError>>;
+
+    /// Up to `limit` channels `user` may see (public ones, and private ones they are a
+    /// member of), by room name after `after`.
+    fn list_channels<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>>;
+
+    /// Replaces the record of `channel.room` (members included); `NotFound` without one.
+    fn update_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes the channel of `room` with its messages (its threads' included),
+    /// reactions and read positions; offsets given out stay given (a new channel of the
+    /// same name continues after them). Whether there was one.
+    fn delete_channel<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 /// Different emojis one message may carry at most.

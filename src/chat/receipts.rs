@@ -66,7 +66,7 @@ impl ChatService {
 
     /// The sender's read position and unread count in `room`.
     pub async fn unread(&self, sender: &Sender, room: &RoomName) -> Result<Unread, ChatError> {
-        sender.may_join(room)?;
+        self.admits(sender, room).await?;
         Ok(self.reads.unread(room, &sender.user).await?)
     }
 
@@ -80,9 +80,11 @@ impl ChatService {
             .reads
             .unread_rooms(&sender.user, MAX_UNREAD_ROOMS)
             .await?;
+        let names: Vec<RoomName> = rooms.iter().map(|(room, _)| room.clone()).collect();
+        let open = self.open_to(sender, names).await?;
         Ok(rooms
             .into_iter()
-            .filter(|(room, _)| sender.may_join(room).is_ok())
+            .filter(|(room, _)| open.contains(room))
             .collect())
     }
 

@@ -201,7 +201,21 @@ impl ChatService {
         since: MessageRef,
         attach: impl FnOnce(Vec<Message>, bool),
     ) -> Result<(), ChatError> {
+        let epoch = self
+            .channel_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
+        self.admits(sender, room).await?;
         let receipt = self.enter(sender, room)?;
+        if self
+            .channel_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
+            != epoch
+        {
+            if let Err(e) = self.admits(sender, room).await {
+                self.leave(sender, room);
+                return Err(e);
+            }
+        }
         if let Err(e) = receipt.outcome().await {
             debug!(error = %e, "recovering without a confirmed subscription");
         }

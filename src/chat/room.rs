@@ -48,7 +48,24 @@ impl RoomName {
     pub fn is_thread(&self) -> bool {
         self.0.starts_with(THREAD_PREFIX)
     }
+
+    /// The room whose members hear every user's online and offline,
+    /// [`GLOBAL_PRESENCE_ROOM`].
+    pub fn global_presence() -> Self {
+        static ROOM: std::sync::OnceLock<RoomName> = std::sync::OnceLock::new();
+        ROOM.get_or_init(|| Self(Arc::from(GLOBAL_PRESENCE_ROOM)))
+            .clone()
+    }
+
+    /// Whether this is [`GLOBAL_PRESENCE_ROOM`].
+    pub fn is_global_presence(&self) -> bool {
+        &*self.0 == GLOBAL_PRESENCE_ROOM
+    }
 }
+
+/// The room whose members hear every user's online and offline (`presence:update`):
+/// every connection counts as present in it; nobody sends to it.
+pub const GLOBAL_PRESENCE_ROOM: &str = "presence:global";
 
 /// Rooms of threads are named `thread:{root id}`; they are opened with `thread:open`,
 /// never joined by name.

@@ -40,7 +40,7 @@ impl ChatService {
         }
         let rooms = match room {
             Some(room) => {
-                sender.may_join(room)?;
+                self.admits(sender, room).await?;
                 vec![room.clone()]
             }
             None => self.membership().rooms_of(&sender.conn),

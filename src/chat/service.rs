@@ -97,6 +97,8 @@ pub struct Stores {
     pub reads: Arc<dyn super::ReadPositions>,
     /// Reactions on messages, kept beside the log.
     pub reactions: Arc<dyn super::Reactions>,
+    /// Channels, kept beside the log.
+    pub channels: Arc<dyn super::Channels>,
 }
 
 /// The chat domain: validates and decides, then hands events to the local fan-outs of
@@ -112,6 +114,9 @@ pub struct ChatService {
     pub(super) keys: Arc<dyn RequestKeys>,
     pub(super) reads: Arc<dyn super::ReadPositions>,
     pub(super) reactions: Arc<dyn super::Reactions>,
+    pub(super) channels: Arc<dyn super::Channels>,
+    /// Channel changes applied here so far (a join checked before one is checked again).
+    pub(super) channel_epoch: std::sync::atomic::AtomicU64,
     pub(super) presence_store: Arc<dyn PresenceStore>,
     pub(super) presence: LocalPresence,
     pub(super) typing: TypingTracker,
@@ -153,6 +158,8 @@ impl ChatService {
             keys: stores.keys,
             reads: stores.reads,
             reactions: stores.reactions,
+            channels: stores.channels,
+            channel_epoch: Default::default(),
             presence_store: stores.presence,
             presence: LocalPresence::default(),
             typing: TypingTracker::new(settings.typing_timeout),
@@ -306,6 +313,11 @@ impl ChatService {
         for fanout in self.fanouts() {
             fanout.connected(&listed);
         }
+        // Every connection is present in presence:global, which nobody joins by being
+        // connected: its members are those who asked to hear it.
+        if let Some(chat) = self.me.upgrade() {
+            chat.count_present(sender, &RoomName::global_presence());
+        }
     }
 
     /// Adds the connection to `room` if its identity may join it. The receipt settles
@@ -370,8 +382,17 @@ impl ChatService {
         Ok(self.once_anchored(receipt, anchored))
     }
 
-    /// Announces `sender` online in `room` if this is their first connection in it.
+    /// Announces `sender` online in `room` if this is their first connection in it
+    /// (presence:global counts connections, not members: `connect` counts them there).
     pub(super) fn announce_join(self: &Arc<Self>, sender: &Sender, room: &RoomName) {
+        if !room.is_global_presence() {
+            self.count_present(sender, room);
+        }
+    }
+
+    /// Counts one more connection of `sender` in `room`'s presence, announcing them
+    /// online if it is their first.
+    fn count_present(self: &Arc<Self>, sender: &Sender, room: &RoomName) {
         if let Joined::First(status) = self.presence.join(room, &sender.user_ref()) {
             let (chat, room, user) = (self.clone(), room.clone(), sender.user_ref());
             tokio::spawn(async move { chat.announce_online(room, user, status).await });
@@ -418,6 +439,7 @@ impl ChatService {
             }
             self.left(&room, &departed.user, interest);
         }
+        self.presence_left(&RoomName::global_presence(), &departed.user);
     }
 
     fn left(self: &Arc<Self>, room: &RoomName, user: &str, interest: Interest) {
@@ -428,6 +450,14 @@ impl ChatService {
                 self.forget_thread(room);
             }
         }
+        if !room.is_global_presence() {
+            self.presence_left(room, user);
+        }
+    }
+
+    /// One connection of `user` less in `room`'s presence: after the grace, when it was
+    /// the last, `user` is announced offline there.
+    fn presence_left(self: &Arc<Self>, room: &RoomName, user: &str) {
         if let Some(grace) = self.presence.leave(room, user) {
             let (chat, room, user) = (self.clone(), room.clone(), user.to_owned());
             let wait = self.settings.presence_grace;
@@ -462,6 +492,11 @@ impl ChatService {
                 return Err(ChatError::invalid(
                     "reply in a thread with {room, content, thread: <root id>}",
                 ));
+            }
+            Some(room) if room.is_global_presence() => {
+                return Err(ChatError::Channel(format!(
+                    "{room} carries presence only; nobody sends to it"
+                )));
             }
             Some(room) if !self.membership.is_member(&sender.conn, room) => {
                 return Err(ChatError::Channel(format!("not a member of room {room}")));
@@ -570,8 +605,13 @@ impl ChatService {
                 self.fan_out(delivery, None);
             }
         }
-        if let ChatEvent::Removed { room, user, .. } = &*delivery.event {
-            self.remove_local(room, user);
+        match &*delivery.event {
+            ChatEvent::Removed { room, user, .. } => self.remove_local(room, user),
+            ChatEvent::ChannelUpdated { channel } => {
+                self.apply_channel(&channel.room, Some(channel))
+            }
+            ChatEvent::ChannelDeleted { room } => self.apply_channel(room, None),
+            _ => {}
         }
     }
 
@@ -615,7 +655,7 @@ impl ChatService {
         before: Option<MessageRef>,
         limit: usize,
     ) -> Result<HistoryPage, ChatError> {
-        sender.may_join(room)?;
+        self.admits(sender, room).await?;
         check_page_limit(limit)?;
         let page = self.log.page(room, before, limit).await?;
         let page = self.with_reactions(page).await?;

@@ -36,7 +36,6 @@ pub fn routes(ctx: AppState) -> Router {
             get(|| async { Json(super::openapi::document()) }),
         )
         .route("/api/cluster/sockets", get(cluster_sockets))
-        .route("/api/rooms", get(active_rooms))
         .route("/api/rooms/{room}/messages", get(room_messages))
         .route("/api/rooms/{room}/unread", get(room_unread))
         .route("/api/rooms/{room}/search", get(room_search))
@@ -67,7 +66,7 @@ struct HistoryQuery {
 /// from `Authorization: Bearer` or `?token=`, required when AUTH_ENABLED) and charged one
 /// read (RATE_READS_PER_MIN per user, RATE_READS_PER_IP_PER_MIN per address). Refusals
 /// are the catalogue's JSON errors (401, 429).
-struct ApiCaller(Sender);
+pub(super) struct ApiCaller(pub(super) Sender);
 
 #[derive(Deserialize)]
 struct TokenQuery {
@@ -199,36 +198,24 @@ async fn all_unread(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -
     }
 }
 
-/// Whether `caller` may see `room` in a listing: only rooms it could join (so never
-/// another user's `user:` room, which would name that user, nor, under ROOM_ACL=claims,
-/// a room its token does not grant).
-fn listable(caller: &Sender, room: &str) -> bool {
-    RoomName::parse(room).is_ok_and(|room| caller.may_join(&room).is_ok())
-}
-
-/// `GET /api/rooms`: rooms with members, and their member counts, across pods; only
-/// rooms the caller could join.
-async fn active_rooms(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -> Response {
-    match ctx.chat.active_rooms().await {
-        Ok(rooms) => {
-            let rooms: Vec<Value> = rooms
-                .into_iter()
-                .filter(|(room, _)| listable(&caller, room.as_str()))
-                .map(|(room, members)| json!({ "room": room, "members": members }))
-                .collect();
-            Json(json!({ "status": "ok", "rooms": rooms })).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
 /// `GET /api/cluster/sockets`: socket.io sockets and rooms on every pod; the same caller
 /// rules as `/api/rooms`.
 async fn cluster_sockets(State(ctx): State<AppState>, ApiCaller(caller): ApiCaller) -> Response {
     match ctx.directory.list().await {
         Ok(mut body) => {
             if let Some(rooms) = body.get_mut("rooms").and_then(Value::as_array_mut) {
-                rooms.retain(|room| room.as_str().is_some_and(|r| listable(&caller, r)));
+                let names: Vec<RoomName> = rooms
+                    .iter()
+                    .filter_map(|r| RoomName::parse(r.as_str()?).ok())
+                    .collect();
+                let open = match ctx.chat.open_to(&caller, names).await {
+                    Ok(open) => open,
+                    Err(e) => return e.into_response(),
+                };
+                rooms.retain(|room| {
+                    room.as_str()
+                        .is_some_and(|r| open.iter().any(|o| o.as_str() == r))
+                });
             }
             (StatusCode::OK, Json(body)).into_response()
         }
@@ -303,7 +290,13 @@ pub fn cors(gate: &Gate) -> CorsLayer {
             origins.allows(origin.as_bytes())
         }))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 

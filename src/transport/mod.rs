@@ -9,6 +9,7 @@ pub mod demo;
 pub mod forward;
 pub mod http;
 pub mod openapi;
+pub mod rooms_api;
 pub mod server_api;
 pub mod socketio;
 pub mod state;

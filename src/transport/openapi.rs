@@ -139,7 +139,7 @@ pub fn document() -> Value {
             }
         }
     });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "chatwire",
@@ -149,6 +149,7 @@ pub fn document() -> Value {
         "tags": [
             { "name": "WebSocket", "description": "Raw WebSocket upgrade routes" },
             { "name": "History", "description": "Chat history and rooms" },
+            { "name": "Channels", "description": "Rooms as records: title, topic, private with members. A user (a token) or the server API (an API key in Authorization: Bearer)" },
             { "name": "Operations", "description": "Health, readiness, metrics" }
         ],
         "paths": {
@@ -198,13 +199,8 @@ pub fn document() -> Value {
                     "401": error_ref("No token, or an invalid one: read positions belong to users (AUTH_FAILED)"),
                     "429": error_ref("Too many reads (RATE_LIMITED)"),
                     "503": error_ref("The database did not answer (UNAVAILABLE)") } } },
-            "/api/rooms": { "get": { "tags": ["History"], "summary": "Rooms with members, across pods",
-                "responses": { "200": { "description": "Rooms and member counts", "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["status", "rooms"], "properties": {
-                        "status": { "const": "ok" },
-                        "rooms": { "type": "array", "items": { "type": "object", "required": ["room", "members"], "properties": {
-                            "room": { "type": "string" }, "members": { "type": "integer", "minimum": 0 } } } } } } } } },
-                    "503": error_ref("Redis did not answer, across pods (UNAVAILABLE); retry after Retry-After") } } },
+            "/api/rooms": rooms_routes(),
+            "/api/rooms/{room}": room_routes(),
             "/api/cluster/sockets": { "get": { "tags": ["Operations"], "summary": "Socket.IO sockets and rooms on every pod",
                 "responses": { "200": { "description": "Listing", "content": { "application/json": { "schema": { "type": "object" } } } },
                     "503": error_ref("Cluster request failed") } } },
@@ -309,7 +305,14 @@ pub fn document() -> Value {
                     "has_more": { "type": "boolean" } } }
             }
         }
-    })
+    });
+    if let (Some(schemas), Value::Object(more)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        channel_schemas(),
+    ) {
+        schemas.extend(more);
+    }
+    doc
 }
 
 /// The answer of `GET /api/server/users/{user}/connections`.
@@ -322,4 +325,98 @@ fn connections_schema() -> Value {
     json!({ "type": "object", "required": ["status", "user", "connections", "complete"], "properties": {
         "status": { "const": "ok" }, "user": { "type": "string" }, "complete": { "type": "boolean" },
         "connections": { "type": "array", "items": connection } } })
+}
+
+/// `/api/rooms`: the listing and the create.
+fn rooms_routes() -> Value {
+    json!({
+                "get": { "tags": ["Channels"], "summary": "Rooms with members across pods, and a page of the channels the caller may see",
+                    "description": "A user (a token) sees public channels and the private ones they are a member of; the server API (an API key) sees all.",
+                    "parameters": [
+                        { "name": "after", "in": "query", "required": false, "schema": { "type": "string" }, "description": "The room of the last channel of the page before" },
+                        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 } },
+                        { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } }
+                    ],
+                    "responses": { "200": { "description": "Rooms and channels", "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["status", "rooms", "channels", "has_more"], "properties": {
+                            "status": { "const": "ok" },
+                            "rooms": { "type": "array", "items": { "type": "object", "required": ["room", "members"], "properties": {
+                                "room": { "type": "string" }, "members": { "type": "integer", "minimum": 0 } } } },
+                            "channels": { "type": "array", "items": ok_schema("Channel") },
+                            "has_more": { "type": "boolean" } } } } } },
+                        "400": error_ref("Bad after or limit (INVALID_PAYLOAD)"),
+                        "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
+                        "429": error_ref("Too many reads (RATE_LIMITED)"),
+                        "503": error_ref("The database or, across pods, Redis did not answer (UNAVAILABLE); retry after Retry-After") } },
+                "post": { "tags": ["Channels"], "summary": "Create a channel (a user, as its creator; or the server API)",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": ok_schema("NewChannel") } } },
+                    "responses": {
+                        "201": { "description": "Created; the room's members hear channel:updated", "content": { "application/json": { "schema": ok_schema("ChannelBody") } } },
+                        "400": error_ref("Bad body, room, title, topic or members (INVALID_PAYLOAD)"),
+                        "401": error_ref("No token (anonymous callers create no channels) or an invalid one (AUTH_FAILED)"),
+                        "403": error_ref("Room not allowed for this user (FORBIDDEN)"),
+                        "409": error_ref("The room has a channel already (CONFLICT)"),
+                        "429": error_ref("Too many writes (RATE_LIMITED, the user's message rate)"),
+                        "503": error_ref("The database did not answer (UNAVAILABLE)") } } })
+}
+
+/// `/api/rooms/{room}`: one channel's read, change and delete.
+fn room_routes() -> Value {
+    json!({
+                "parameters": [
+                    { "name": "room", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/RoomName" } }
+                ],
+                "get": { "tags": ["Channels"], "summary": "The room's channel",
+                    "responses": {
+                        "200": { "description": "The channel", "content": { "application/json": { "schema": ok_schema("ChannelBody") } } },
+                        "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
+                        "404": error_ref("No channel, or a private one the caller is not a member of (NOT_FOUND)"),
+                        "503": error_ref("The database did not answer (UNAVAILABLE)") } },
+                "patch": { "tags": ["Channels"], "summary": "Change a channel (its creator, or the server API)",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": ok_schema("ChannelChange") } } },
+                    "responses": {
+                        "200": { "description": "Changed; members hear channel:updated and connections it no longer admits leave the room", "content": { "application/json": { "schema": ok_schema("ChannelBody") } } },
+                        "400": error_ref("Bad body, or removing the creator (INVALID_PAYLOAD)"),
+                        "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
+                        "403": error_ref("Not the creator (FORBIDDEN)"),
+                        "404": error_ref("No channel, or a private one the caller is not a member of (NOT_FOUND)"),
+                        "429": error_ref("Too many writes (RATE_LIMITED)"),
+                        "503": error_ref("The database did not answer (UNAVAILABLE)") } },
+                "delete": { "tags": ["Channels"], "summary": "Delete a channel and its messages (its creator, or the server API)",
+                    "responses": {
+                        "200": { "description": "Deleted; members hear channel:deleted and leave the room", "content": { "application/json": { "schema": {
+                            "type": "object", "required": ["status", "room"], "properties": { "status": { "const": "ok" }, "room": { "type": "string" } } } } } },
+                        "401": error_ref("Token missing or invalid (AUTH_FAILED)"),
+                        "403": error_ref("Not the creator (FORBIDDEN)"),
+                        "404": error_ref("No channel, or a private one the caller is not a member of (NOT_FOUND)"),
+                        "429": error_ref("Too many writes (RATE_LIMITED)"),
+                        "503": error_ref("The database did not answer (UNAVAILABLE)") } } })
+}
+
+/// The schemas of the channel routes.
+fn channel_schemas() -> Value {
+    json!({
+                "Channel": { "type": "object", "required": ["room", "title", "topic", "private", "created_by", "created_at", "updated_at", "members"], "properties": {
+                    "room": { "$ref": "#/components/schemas/RoomName" },
+                    "title": { "type": "string", "minLength": 1, "maxLength": 100 },
+                    "topic": { "type": "string", "maxLength": 500 },
+                    "private": { "type": "boolean", "description": "Only members may join and read it" },
+                    "created_by": { "type": "string", "description": "The creator's user id (server: the server API)" },
+                    "created_at": { "type": "string", "format": "date-time" },
+                    "updated_at": { "type": "string", "format": "date-time" },
+                    "members": { "type": "array", "items": { "type": "string" }, "maxItems": 1000, "description": "A private channel's members, sorted, the creator included; empty for a public one" } } },
+                "ChannelBody": { "type": "object", "required": ["status", "channel"], "properties": {
+                    "status": { "const": "ok" }, "channel": { "$ref": "#/components/schemas/Channel" } } },
+                "NewChannel": { "type": "object", "additionalProperties": false, "required": ["room"], "properties": {
+                    "room": { "$ref": "#/components/schemas/RoomName", "description": "Not a user:, thread: or presence:global room" },
+                    "title": { "type": "string", "description": "Default: the room's name" },
+                    "topic": { "type": "string" },
+                    "private": { "type": "boolean", "default": false },
+                    "members": { "type": "array", "items": { "type": "string" }, "description": "A private channel's members besides the creator" },
+                    "created_by": { "type": "string", "description": "Server API only: the user it is created for (default server)" } } },
+                "ChannelChange": { "type": "object", "additionalProperties": false, "properties": {
+                    "title": { "type": "string" }, "topic": { "type": "string" }, "private": { "type": "boolean" },
+                    "add_members": { "type": "array", "items": { "type": "string" } },
+                    "remove_members": { "type": "array", "items": { "type": "string" }, "description": "Never the creator" } } }
+    })
 }

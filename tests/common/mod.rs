@@ -1136,3 +1136,16 @@ impl SioClient {
         self.lines.recv().await
     }
 }
+
+/// Sends a raw `system` request (`data` with `request_id` added) and returns the `data`
+/// of its reply (or error frame), skipping the frames before it.
+pub async fn request(client: &mut WsClient, request_id: &str, mut data: Value) -> Value {
+    data["request_id"] = json!(request_id);
+    client
+        .send_json(json!({ "type": "system", "data": data }))
+        .await;
+    let reply = client
+        .recv_any_where(|f| f["data"]["request_id"] == request_id)
+        .await;
+    reply["data"].clone()
+}

@@ -12,10 +12,10 @@ use uuid::Uuid;
 use super::{check_author, room_key};
 use crate::chat::ports::{edited_data, tombstone_data};
 use crate::chat::{
-    message_ms, now_rfc3339, Appended, Claim, Committed, HistoryPage, Message, MessageLog,
-    MessageRef, ReactionCounts, Reactions, ReadPositions, RequestKeys, Retention, RoomBounds,
-    RoomName, StoreError, Stored, Unread, Unstored, ANONYMOUS_POSITION_TTL_MS,
-    MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
+    message_ms, now_rfc3339, thread_room, Appended, Channel, Channels, Claim, Committed,
+    HistoryPage, Message, MessageLog, MessageRef, ReactionCounts, Reactions, ReadPositions,
+    RequestKeys, Retention, RoomBounds, RoomName, StoreError, Stored, Unread, Unstored,
+    ANONYMOUS_POSITION_TTL_MS, MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
 
 /// Locks over the rooms: appends to rooms of different shards never wait for each other.
@@ -55,7 +55,12 @@ struct Shared {
     reads: Mutex<HashMap<(String, String), Position>>,
     /// Per message: each emoji's users.
     reactions: Mutex<HashMap<Uuid, BTreeMap<String, BTreeSet<String>>>>,
+    /// Channels by room.
+    channels: Mutex<BTreeMap<String, Channel>>,
 }
+
+/// Channels kept at most.
+const MAX_CHANNELS: usize = 100_000;
 
 /// Read positions kept at most; when full, the least recently moved one goes.
 const MAX_READ_POSITIONS: usize = 100_000;
@@ -94,6 +99,7 @@ impl Default for MemoryLog {
                 keys: Mutex::default(),
                 reads: Mutex::default(),
                 reactions: Mutex::default(),
+                channels: Mutex::default(),
             }),
             committed: Arc::default(),
             draining: Arc::default(),
@@ -306,6 +312,124 @@ impl Reactions for MemoryLog {
             .filter_map(|id| Some((*id, counts_of(reactions.get(id)?))))
             .collect();
         Box::pin(ready(Ok(counts)))
+    }
+}
+
+impl MemoryLog {
+    fn channels(&self) -> MutexGuard<'_, BTreeMap<String, Channel>> {
+        self.shared
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets the messages of `room` (keeping its last offset), their reactions and
+    /// the read positions there; the ids of the messages that went.
+    fn purge_room(&self, room: &RoomName) -> Vec<Uuid> {
+        let ids: Vec<Uuid> = self.with_room(room, |log| match log {
+            Some(log) => log.messages.drain(..).map(|m| m.id).collect(),
+            None => Vec::new(),
+        });
+        let mut reactions = self.reactions();
+        for id in &ids {
+            reactions.remove(id);
+        }
+        drop(reactions);
+        self.reads().retain(|(r, _), _| r != room.as_str());
+        ids
+    }
+}
+
+impl Channels for MemoryLog {
+    fn create_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut channels = self.channels();
+        let result = if channels.contains_key(channel.room.as_str()) {
+            Err(StoreError::Exists(format!(
+                "room {} has a channel already",
+                channel.room
+            )))
+        } else if channels.len() >= MAX_CHANNELS {
+            Err(StoreError::TooMany(format!(
+                "this server keeps at most {MAX_CHANNELS} channels in memory"
+            )))
+        } else {
+            channels.insert(channel.room.to_string(), channel.clone());
+            Ok(())
+        };
+        Box::pin(ready(result))
+    }
+
+    fn channel<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<Channel>, StoreError>> {
+        Box::pin(ready(Ok(self.channels().get(room.as_str()).cloned())))
+    }
+
+    fn private_member<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>> {
+        let found = self
+            .channels()
+            .get(room.as_str())
+            .filter(|c| c.private)
+            .map(|c| c.admits(user));
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn closed_to<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RoomName>, StoreError>> {
+        let channels = self.channels();
+        let closed = rooms
+            .iter()
+            .filter(|r| channels.get(r.as_str()).is_some_and(|c| !c.admits(user)))
+            .cloned()
+            .collect();
+        Box::pin(ready(Ok(closed)))
+    }
+
+    fn list_channels<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>> {
+        let channels = self.channels();
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let list = channels
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .map(|(_, c)| c)
+            .filter(|c| user.is_none_or(|u| c.admits(u)))
+            .take(limit)
+            .cloned()
+            .collect();
+        Box::pin(ready(Ok(list)))
+    }
+
+    fn update_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>> {
+        let result = match self.channels().get_mut(channel.room.as_str()) {
+            Some(kept) => {
+                *kept = channel.clone();
+                Ok(())
+            }
+            None => Err(StoreError::NotFound),
+        };
+        Box::pin(ready(result))
+    }
+
+    fn delete_channel<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<bool, StoreError>> {
+        if self.channels().remove(room.as_str()).is_none() {
+            return Box::pin(ready(Ok(false)));
+        }
+        for root in self.purge_room(room) {
+            self.purge_room(&thread_room(root));
+        }
+        Box::pin(ready(Ok(true)))
     }
 }
 

@@ -31,7 +31,7 @@ use crate::chat::{
     RequestKeys, Retention, RoomBounds, RoomName, StoreError, Stored, ThreadRef, Unread, Unstored,
     UserRef, ANONYMOUS_POSITION_TTL_MS, MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
-use crate::chat::{thread_room, thread_root, ThreadSummary};
+use crate::chat::{thread_room, thread_root, Channel, Channels, ThreadSummary};
 
 /// The schema's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -635,6 +635,294 @@ impl Reactions for SqlLog {
                 }
             }
             Ok(counts)
+        })
+    }
+}
+
+/// Columns every channel read selects, in [`channel_of`]'s order.
+const CHANNEL_COLUMNS: &str = "room, title, topic, private, created_by, created_at, updated_at";
+
+/// A channel row, without its members.
+fn channel_of(row: &AnyRow) -> Result<Channel, StoreError> {
+    let room: String = row.try_get(0).map_err(unavailable)?;
+    let private: i64 = row.try_get(3).map_err(unavailable)?;
+    let created_at: i64 = row.try_get(5).map_err(unavailable)?;
+    let updated_at: i64 = row.try_get(6).map_err(unavailable)?;
+    Ok(Channel {
+        room: RoomName::parse(&room)
+            .map_err(|_| StoreError::Unavailable(format!("bad room name {room:?} in channels")))?,
+        title: row.try_get(1).map_err(unavailable)?,
+        topic: row.try_get(2).map_err(unavailable)?,
+        private: private != 0,
+        created_by: row.try_get(4).map_err(unavailable)?,
+        created_at: rfc3339_of_ms(created_at.max(0) as u64),
+        updated_at: rfc3339_of_ms(updated_at.max(0) as u64),
+        members: Vec::new(),
+    })
+}
+
+/// Inserts `channel`'s members.
+async fn insert_members(conn: &mut AnyConnection, channel: &Channel) -> Result<(), sqlx::Error> {
+    for chunk in power_of_two_chunks(&channel.members, MAX_ROWS) {
+        let sql = format!(
+            "INSERT INTO channel_members (room, user_id) VALUES {}",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for member in chunk {
+            query = query.bind(channel.room.as_str()).bind(member.as_str());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl SqlLog {
+    /// Sets the members of the private ones of `channels`.
+    async fn with_members(&self, channels: &mut [Channel]) -> Result<(), StoreError> {
+        let private: Vec<String> = channels
+            .iter()
+            .filter(|c| c.private)
+            .map(|c| c.room.to_string())
+            .collect();
+        for chunk in private.chunks(MAX_ROWS) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT room, user_id FROM channel_members WHERE room IN ({}) ORDER BY room, user_id",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for room in chunk {
+                query = query.bind(room.as_str());
+            }
+            for row in self.timed(query.fetch_all(&self.pool)).await? {
+                let room: String = row.try_get(0).map_err(unavailable)?;
+                let user: String = row.try_get(1).map_err(unavailable)?;
+                if let Some(c) = channels.iter_mut().find(|c| c.room.as_str() == room) {
+                    c.members.push(user);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Channels for SqlLog {
+    fn create_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let created = self
+                .timed(async {
+                    let mut tx = self.pool.begin().await?;
+                    let inserted = sqlx::query(&format!(
+                        "INSERT INTO channels ({CHANNEL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (room) DO NOTHING"
+                    ))
+                    .bind(channel.room.as_str())
+                    .bind(channel.title.as_str())
+                    .bind(channel.topic.as_str())
+                    .bind(i64::from(channel.private))
+                    .bind(channel.created_by.as_str())
+                    .bind(ms_of_rfc3339(&channel.created_at) as i64)
+                    .bind(ms_of_rfc3339(&channel.updated_at) as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        return Ok(false);
+                    }
+                    insert_members(&mut tx, channel).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .await?;
+            if created {
+                Ok(())
+            } else {
+                Err(StoreError::Exists(format!(
+                    "room {} has a channel already",
+                    channel.room
+                )))
+            }
+        })
+    }
+
+    fn channel<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<Channel>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE room = $1");
+            let row = self
+                .timed(
+                    sqlx::query(&sql)
+                        .bind(room.as_str())
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mut channels = [channel_of(&row)?];
+            self.with_members(&mut channels).await?;
+            let [channel] = channels;
+            Ok(Some(channel))
+        })
+    }
+
+    fn private_member<'a>(
+        &'a self,
+        room: &'a RoomName,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .timed(
+                    sqlx::query(
+                        "SELECT c.private, COUNT(m.user_id) FROM channels c LEFT JOIN \
+                         channel_members m ON m.room = c.room AND m.user_id = $2 \
+                         WHERE c.room = $1 GROUP BY c.private",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .fetch_optional(&self.pool),
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let private: i64 = row.try_get(0).map_err(unavailable)?;
+            let member: i64 = row.try_get(1).map_err(unavailable)?;
+            Ok((private != 0).then_some(member > 0))
+        })
+    }
+
+    fn closed_to<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RoomName>, StoreError>> {
+        Box::pin(async move {
+            let mut closed = Vec::new();
+            for chunk in rooms.chunks(MAX_ROWS) {
+                let list: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT room FROM channels c WHERE c.private <> 0 AND c.room IN ({}) AND NOT \
+                     EXISTS (SELECT 1 FROM channel_members m WHERE m.room = c.room AND m.user_id = $1)",
+                    list.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(user);
+                for room in chunk {
+                    query = query.bind(room.as_str());
+                }
+                for row in self.timed(query.fetch_all(&self.pool)).await? {
+                    let room: String = row.try_get(0).map_err(unavailable)?;
+                    if let Ok(room) = RoomName::parse(&room) {
+                        closed.push(room);
+                    }
+                }
+            }
+            Ok(closed)
+        })
+    }
+
+    fn list_channels<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>> {
+        Box::pin(async move {
+            let visible = if user.is_some() {
+                "AND (private = 0 OR EXISTS (SELECT 1 FROM channel_members m \
+                 WHERE m.room = channels.room AND m.user_id = $3))"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT {CHANNEL_COLUMNS} FROM channels WHERE room > $1 {visible} \
+                 ORDER BY room LIMIT $2"
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(limit as i64);
+            if let Some(user) = user {
+                query = query.bind(user);
+            }
+            let rows = self.timed(query.fetch_all(&self.pool)).await?;
+            let mut channels = rows.iter().map(channel_of).collect::<Result<Vec<_>, _>>()?;
+            self.with_members(&mut channels).await?;
+            Ok(channels)
+        })
+    }
+
+    fn update_channel<'a>(&'a self, channel: &'a Channel) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let updated = self
+                .timed(async {
+                    let mut tx = self.pool.begin().await?;
+                    let updated = sqlx::query(
+                        "UPDATE channels SET title = $2, topic = $3, private = $4, updated_at = $5 \
+                         WHERE room = $1",
+                    )
+                    .bind(channel.room.as_str())
+                    .bind(channel.title.as_str())
+                    .bind(channel.topic.as_str())
+                    .bind(i64::from(channel.private))
+                    .bind(ms_of_rfc3339(&channel.updated_at) as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if updated == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM channel_members WHERE room = $1")
+                        .bind(channel.room.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_members(&mut tx, channel).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .await?;
+            if updated {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            }
+        })
+    }
+
+    fn delete_channel<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.timed(async {
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM channels WHERE room = $1")
+                    .bind(room.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Ok(false);
+                }
+                // The room's and its threads' reactions, read positions and messages;
+                // its `rooms` row (the last offset) stays.
+                for sql in [
+                    "DELETE FROM channel_members WHERE room = $1",
+                    "DELETE FROM reactions WHERE room = $1 OR room IN \
+                     (SELECT DISTINCT room FROM messages WHERE thread_parent = $1)",
+                    "DELETE FROM read_positions WHERE room = $1 OR room IN \
+                     (SELECT DISTINCT room FROM messages WHERE thread_parent = $1)",
+                    "DELETE FROM messages WHERE room = $1 OR thread_parent = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(room.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await
         })
     }
 }

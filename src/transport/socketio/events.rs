@@ -63,7 +63,7 @@ async fn on_join<A: Adapter>(
         }
         return;
     }
-    let joined = state.chat.join(&sender, &req.room);
+    let joined = state.chat.join_admitted(&sender, &req.room).await;
     drop(turn);
     let result = match joined {
         Ok(receipt) => {

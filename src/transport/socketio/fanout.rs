@@ -64,6 +64,11 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
             "receipt:update",
             json!({ "room": room, "user": user, "offset": offset }),
         ),
+        ChatEvent::ChannelUpdated { channel } => (
+            "channel:updated",
+            json!({ "room": channel.room, "channel": channel }),
+        ),
+        ChatEvent::ChannelDeleted { room } => ("channel:deleted", json!({ "room": room })),
         ChatEvent::Removed { room, user, reason } => (
             "room:removed",
             json!({ "room": room, "user": user, "reason": reason }),

@@ -166,7 +166,7 @@ async fn accept(
         Err(e) => return e.into_response(),
     };
     if let Some(room) = &room {
-        if let Err(e) = admission.sender.may_join(room) {
+        if let Err(e) = ctx.chat.admits(&admission.sender, room).await {
             return e.into_response();
         }
     }

@@ -587,6 +587,16 @@ pub fn frame_for(event: &ChatEvent) -> Message {
             Some(room.clone()),
             json!({ "event": "receipt:update", "user": user, "offset": offset }),
         ),
+        ChatEvent::ChannelUpdated { channel } => Message::from_server(
+            MessageType::Notification,
+            Some(channel.room.clone()),
+            json!({ "event": "channel:updated", "channel": channel }),
+        ),
+        ChatEvent::ChannelDeleted { room } => Message::from_server(
+            MessageType::Notification,
+            Some(room.clone()),
+            json!({ "event": "channel:deleted" }),
+        ),
         ChatEvent::Removed { room, user, reason } => Message::from_server(
             MessageType::Notification,
             Some(room.clone()),

@@ -157,7 +157,7 @@ impl Link<'_> {
 
     /// Joins `room` (live delivery from when messages of other pods arrive here too).
     async fn join(&self, room: &RoomName, request_id: Option<&str>) -> bool {
-        match self.ctx.chat.join(self.sender, room) {
+        match self.ctx.chat.join_admitted(self.sender, room).await {
             Ok(receipt) => {
                 if let Err(e) = receipt.outcome().await {
                     debug!(error = %e, "room subscription not confirmed");
