@@ -420,8 +420,10 @@ async fn read_receipts_and_unread_counts_cross_pods_and_transports() {
             .recv_any_where(|f| f["data"]["event"] == "receipt:update")
             .await;
         assert_eq!(receipt["room"], "reads", "{receipt}");
-        assert_eq!(receipt["data"]["user"]["id"], "alice", "{receipt}");
-        assert_eq!(receipt["data"]["offset"], 2, "{receipt}");
+        let receipts = &receipt["data"]["receipts"];
+        assert_eq!(receipts.as_array().map(Vec::len), Some(1), "{receipt}");
+        assert_eq!(receipts[0]["user"]["id"], "alice", "{receipt}");
+        assert_eq!(receipts[0]["offset"], 2, "{receipt}");
     }
 
     // A position never moves back; reading past the end reads to the end.
@@ -441,11 +443,16 @@ async fn read_receipts_and_unread_counts_cross_pods_and_transports() {
     assert_eq!(past["read_offset"], 3, "{past}");
     let receipt = timeout(
         WAIT,
-        alice.recv_where(|v| v["event"] == "receipt:update" && v["args"][0]["offset"] == 3),
+        alice.recv_where(|v| {
+            v["event"] == "receipt:update" && v["args"][0]["receipts"][0]["offset"] == 3
+        }),
     )
     .await
     .expect("the newest position reaches socket.io within the second");
-    assert_eq!(receipt["args"][0]["user"]["id"], "alice", "{receipt}");
+    assert_eq!(
+        receipt["args"][0]["receipts"][0]["user"]["id"], "alice",
+        "{receipt}"
+    );
 
     // The per-user summary, on both transports and over HTTP.
     let summary = alice.emit_ack("room:unread", json!([{}])).await;

@@ -164,14 +164,24 @@ async fn offline_comes_after_the_grace_and_a_quick_reconnect_is_silent() {
     stop.cancel();
 }
 
-fn receipts(events: &[ChatEvent]) -> Vec<u64> {
+/// Each `receipt:update`'s (user, offset) pairs.
+fn receipts(events: &[ChatEvent]) -> Vec<Vec<(String, u64)>> {
     events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::Receipt { offset, .. } => Some(*offset),
+            ChatEvent::Receipt { receipts, .. } => Some(
+                receipts
+                    .iter()
+                    .map(|r| (r.user.id.clone(), r.offset))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
+}
+
+fn read(user: &str, offset: u64) -> Vec<(String, u64)> {
+    vec![(user.to_owned(), offset)]
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,7 +194,11 @@ async fn receipts_go_out_once_a_second_with_the_newest_position() {
             ..Sender::anonymous(ConnId::new("c2"))
         },
     );
-    for sender in [&reader, &writer] {
+    let other = Sender {
+        user: "cy".into(),
+        ..Sender::anonymous(ConnId::new("c3"))
+    };
+    for sender in [&reader, &writer, &other] {
         chat.connect(sender, Transport::Ws, None);
         drop(chat.join(sender, &room()).expect("join"));
     }
@@ -197,8 +211,8 @@ async fn receipts_go_out_once_a_second_with_the_newest_position() {
     settle().await;
     recorder.take();
 
-    // The first goes at once; the next ones within the second wait, and only the newest
-    // goes when it ends.
+    // The first goes at once; the next ones within the room's second wait, and only
+    // each user's newest goes when it ends, all in one update.
     for offset in [1, 2, 3] {
         assert_eq!(
             chat.mark_read(&reader, &room(), offset)
@@ -207,24 +221,28 @@ async fn receipts_go_out_once_a_second_with_the_newest_position() {
             offset
         );
     }
+    assert_eq!(chat.mark_read(&other, &room(), 4).await.expect("read"), 4);
     settle().await;
-    assert_eq!(receipts(&recorder.take()), [1]);
+    assert_eq!(receipts(&recorder.take()), [read("ann", 1)]);
     tokio::time::advance(Duration::from_millis(900)).await;
     settle().await;
-    assert_eq!(receipts(&recorder.take()), [] as [u64; 0]);
+    assert_eq!(receipts(&recorder.take()), [] as [Vec<_>; 0]);
     tokio::time::advance(Duration::from_millis(200)).await;
     settle().await;
-    assert_eq!(receipts(&recorder.take()), [3]);
+    assert_eq!(
+        receipts(&recorder.take()),
+        [vec![("ann".to_owned(), 3), ("cy".to_owned(), 4)]]
+    );
 
     // A position never moves back (and a repeat says nothing); past the end is the end.
     assert_eq!(chat.mark_read(&reader, &room(), 2).await.expect("read"), 3);
     assert_eq!(chat.mark_read(&reader, &room(), 3).await.expect("read"), 3);
     tokio::time::advance(Duration::from_secs(2)).await;
     settle().await;
-    assert_eq!(receipts(&recorder.take()), [] as [u64; 0]);
+    assert_eq!(receipts(&recorder.take()), [] as [Vec<_>; 0]);
     assert_eq!(chat.mark_read(&reader, &room(), 99).await.expect("read"), 5);
     settle().await;
-    assert_eq!(receipts(&recorder.take()), [5]);
+    assert_eq!(receipts(&recorder.take()), [read("ann", 5)]);
     let unread = chat.unread(&reader, &room()).await.expect("unread");
     assert_eq!(
         (unread.read_offset, unread.unread, unread.last_offset),

@@ -75,16 +75,14 @@ pub enum ChatEvent {
         /// Whether they are typing.
         typing: bool,
     },
-    /// A user's read position in a room moved (`receipt:update`): the room's members
-    /// (the user's other devices included) see how far they have read. Coalesced: at most
-    /// one per user and room per second from each pod.
+    /// Users' read positions in a room moved (`receipt:update`): the room's members
+    /// (the readers' other devices included) see how far they have read. Coalesced: at
+    /// most one per room per second from each pod, each user's newest position.
     Receipt {
         /// The room.
         room: RoomName,
-        /// Who read.
-        user: UserRef,
-        /// The offset they have read up to.
-        offset: u64,
+        /// Each reader's newest position, once.
+        receipts: Vec<super::ReadReceipt>,
     },
     /// A user added or took back a reaction (`message:reactions`): the message's counts
     /// after it.

@@ -55,7 +55,7 @@ pub use ports::{
     MAX_EMOJIS_PER_MESSAGE, MAX_UNREAD_COUNT,
 };
 pub use reactions::{emoji, MAX_EMOJI_BYTES};
-pub use receipts::{MAX_UNREAD_ROOMS, RECEIPT_EVERY};
+pub use receipts::{ReadReceipt, MAX_RECEIPTS_PER_UPDATE, MAX_UNREAD_ROOMS, RECEIPT_EVERY};
 pub use recovery::{GAP_WAIT, MAX_RECOVERED};
 pub use room::{
     thread_room, thread_root, RoomName, GLOBAL_PRESENCE_ROOM, MAX_ROOM_NAME_LEN, THREAD_PREFIX,

@@ -1,32 +1,75 @@
 //! Read receipts and unread counts: `message:read` moves a user's read position in a
 //! room forward (kept in the database, [`super::ReadPositions`]); the room hears
-//! `receipt:update`, at most once per user and room per second from this pod (the last
-//! position of the second wins), and unread counts are read from the log.
+//! `receipt:update` with the positions that moved, at most once per room per second from
+//! this pod (each user's newest position of the second), and unread counts are read from
+//! the log. One event per room and second, however many read: in a room of N members
+//! where R read, N deliveries a second instead of N x R.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{now_ms, ChatError, ChatEvent, ChatService, RoomName, Sender, Unread, UserRef};
 
-/// At most one `receipt:update` per user and room in this long (from one pod).
+/// At most one `receipt:update` per room in this long (from one pod).
 pub const RECEIPT_EVERY: Duration = Duration::from_secs(1);
 
 /// Rooms a per-user unread summary lists at most.
 pub const MAX_UNREAD_ROOMS: usize = 100;
 
-/// Per (room, user) whose receipt went within the last [`RECEIPT_EVERY`].
-type Recent = HashMap<(RoomName, String), Slot>;
+/// Users one `receipt:update` names at most; more wait for the next second.
+pub const MAX_RECEIPTS_PER_UPDATE: usize = 500;
 
-/// One user's receipts in one room within a second.
-struct Slot {
-    /// The offset last sent.
-    sent: u64,
-    /// The newest position waiting to go when the second ends.
-    waiting: Option<(UserRef, u64)>,
+/// One user's read position, as `receipt:update` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReadReceipt {
+    /// Who read.
+    pub user: UserRef,
+    /// The offset they have read up to.
+    pub offset: u64,
 }
 
-/// Receipts waiting for their user's second to pass.
+/// Per room whose receipts went within the last [`RECEIPT_EVERY`].
+type Recent = HashMap<RoomName, Window>;
+
+/// One room's receipts within a second.
+#[derive(Default)]
+struct Window {
+    /// The offset last sent of each user, while the room's seconds run.
+    sent: HashMap<String, u64>,
+    /// The newest positions waiting to go when the second ends, by user id.
+    waiting: BTreeMap<String, ReadReceipt>,
+}
+
+impl Window {
+    /// Queues `receipt` unless it is not newer than what was sent or waits.
+    fn offer(&mut self, receipt: ReadReceipt) {
+        let id = &receipt.user.id;
+        let newest = self
+            .waiting
+            .get(id)
+            .map(|r| r.offset)
+            .or_else(|| self.sent.get(id).copied());
+        if newest.is_none_or(|n| receipt.offset > n) {
+            self.waiting.insert(id.clone(), receipt);
+        }
+    }
+
+    /// Takes up to [`MAX_RECEIPTS_PER_UPDATE`] waiting receipts, noting them as sent.
+    fn take(&mut self) -> Vec<ReadReceipt> {
+        let mut batch = Vec::new();
+        while batch.len() < MAX_RECEIPTS_PER_UPDATE {
+            let Some((id, receipt)) = self.waiting.pop_first() else {
+                break;
+            };
+            self.sent.insert(id, receipt.offset);
+            batch.push(receipt);
+        }
+        batch
+    }
+}
+
+/// Receipts waiting for their room's second to pass.
 #[derive(Default)]
 pub(super) struct Receipts {
     recent: Mutex<Recent>,
@@ -88,56 +131,81 @@ impl ChatService {
             .collect())
     }
 
-    /// Tells `room` that `user` read up to `offset`: now, or when their second ends; never
-    /// a position below one already sent or waiting (two devices' reads may finish in
-    /// either order).
+    /// Tells `room` that `user` read up to `offset`: now when the room's receipts are
+    /// quiet, else with the others of the room when its second ends; never a position
+    /// below one already sent or waiting (two devices' reads may finish in either order).
     fn receipt(self: &Arc<Self>, room: &RoomName, user: UserRef, offset: u64) {
-        let key = (room.clone(), user.id.clone());
-        {
+        let receipt = ReadReceipt { user, offset };
+        let first = {
             let mut recent = self.receipts.lock();
-            if let Some(slot) = recent.get_mut(&key) {
-                // Sent within the second: the newest goes when it ends.
-                let newest = slot.waiting.as_ref().map_or(slot.sent, |(_, o)| *o);
-                if offset > newest {
-                    slot.waiting = Some((user, offset));
-                }
+            if let Some(window) = recent.get_mut(room) {
+                window.offer(receipt);
                 return;
             }
-            recent.insert(
-                key.clone(),
-                Slot {
-                    sent: offset,
-                    waiting: None,
-                },
-            );
-        }
-        self.send_receipt(room.clone(), user, offset);
-        let chat = self.clone();
+            let mut window = Window::default();
+            window.offer(receipt);
+            let first = window.take();
+            recent.insert(room.clone(), window);
+            first
+        };
+        self.send_receipts(room.clone(), first);
+        let (chat, room) = (self.clone(), room.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RECEIPT_EVERY).await;
                 let next = {
                     let mut recent = chat.receipts.lock();
-                    let Some(slot) = recent.get_mut(&key) else {
+                    let Some(window) = recent.get_mut(&room) else {
                         return;
                     };
-                    match slot.waiting.take() {
-                        Some(next) => {
-                            slot.sent = next.1;
-                            next
-                        }
-                        None => {
-                            recent.remove(&key);
-                            return;
-                        }
+                    let next = window.take();
+                    if next.is_empty() {
+                        recent.remove(&room);
+                        return;
                     }
+                    next
                 };
-                chat.send_receipt(key.0.clone(), next.0, next.1);
+                chat.send_receipts(room.clone(), next);
             }
         });
     }
 
-    fn send_receipt(&self, room: RoomName, user: UserRef, offset: u64) {
-        drop(self.emit(ChatEvent::Receipt { room, user, offset }, None));
+    fn send_receipts(&self, room: RoomName, receipts: Vec<ReadReceipt>) {
+        drop(self.emit(ChatEvent::Receipt { room, receipts }, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(user: &str, offset: u64) -> ReadReceipt {
+        ReadReceipt {
+            user: UserRef {
+                id: user.into(),
+                name: user.into(),
+                unverified: false,
+            },
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_window_keeps_each_users_newest_position_and_never_an_older_one() {
+        let mut window = Window::default();
+        window.offer(receipt("a", 3));
+        assert_eq!(window.take(), [receipt("a", 3)]);
+        window.offer(receipt("a", 2));
+        window.offer(receipt("b", 1));
+        window.offer(receipt("a", 5));
+        window.offer(receipt("a", 4));
+        assert_eq!(window.take(), [receipt("a", 5), receipt("b", 1)]);
+        window.offer(receipt("b", 1));
+        assert!(window.take().is_empty());
+        for i in 0..MAX_RECEIPTS_PER_UPDATE + 1 {
+            window.offer(receipt(&format!("u{i:04}"), 9));
+        }
+        assert_eq!(window.take().len(), MAX_RECEIPTS_PER_UPDATE);
+        assert_eq!(window.take().len(), 1);
     }
 }

@@ -20,7 +20,10 @@
 //! add acks, ack errors and ack latency. With `--client ordinary` the receivers of
 //! `rooms`, `ramp` and `overload` are built as ordinary clients are ([`ordinary`]:
 //! tokio-tungstenite, 4 KiB reads, every frame parsed as JSON as it arrives) instead of
-//! lean ones. Every loop is bounded in count and time.
+//! lean ones. With `--readers P`, P % of the receivers mark what they receive as read
+//! (`message:read` with the newest offset, at most twice a second each, as a client that
+//! marks what it shows does), so the figures include read receipts. Every loop is bounded
+//! in count and time.
 
 mod churn;
 mod ordinary;
@@ -94,6 +97,7 @@ impl Args {
             } else {
                 ClientMode::Lean
             },
+            readers_pct: self.get("readers", 0usize).min(100),
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::swarm::{now_us, Proto, Stats};
+use crate::swarm::{now_us, Proto, Reader, Stats};
 
 /// Read buffer of an ordinary client, in bytes.
 const READ_BUFFER: usize = 4096;
@@ -101,12 +101,29 @@ fn message_of(proto: Proto, text: &str) -> Option<Value> {
     }
 }
 
-/// Reads until the connection ends, recording stamped deliveries for `slot`.
-pub async fn receive(mut ws: Ws, proto: Proto, stats: Rc<RefCell<Stats>>, slot: usize) {
+/// Reads until the connection ends, recording stamped deliveries for `slot` (and, as a
+/// reader, marking them read).
+pub async fn receive(
+    mut ws: Ws,
+    proto: Proto,
+    stats: Rc<RefCell<Stats>>,
+    slot: usize,
+    mut reader: Option<Reader>,
+) {
     while let Ok(text) = next_text(&mut ws).await {
         stats.borrow_mut().last_frame_us = now_us();
-        if let Some((sent, phase)) = message_of(proto, &text).as_ref().and_then(stamp_of) {
+        let Some(message) = message_of(proto, &text) else {
+            continue;
+        };
+        if let Some((sent, phase)) = stamp_of(&message) {
             stats.borrow_mut().record(sent, phase, slot);
+            let offset = message.get("offset").and_then(Value::as_u64);
+            if let Some(frame) = reader.as_mut().zip(offset).and_then(|(r, o)| r.due(o)) {
+                if ws.send(Message::text(frame)).await.is_err() {
+                    return;
+                }
+                stats.borrow_mut().reads += 1;
+            }
         }
     }
 }

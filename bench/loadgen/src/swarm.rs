@@ -81,6 +81,8 @@ pub struct Stats {
     pub per_conn: Vec<u32>,
     /// When any receiver last got a frame of any kind (us since the epoch).
     pub last_frame_us: u64,
+    /// Read receipts the readers sent.
+    pub reads: u64,
 }
 
 impl Stats {
@@ -203,8 +205,14 @@ async fn drain_sender(conn: &mut Conn, stats: &RefCell<Stats>) -> io::Result<()>
     Ok(())
 }
 
-/// Reads until the connection ends, recording stamped deliveries for `slot`.
-async fn receive(mut conn: Conn, stats: Rc<RefCell<Stats>>, slot: usize) {
+/// Reads until the connection ends, recording stamped deliveries for `slot` (and, as a
+/// reader, marking them read).
+async fn receive(
+    mut conn: Conn,
+    stats: Rc<RefCell<Stats>>,
+    slot: usize,
+    mut reader: Option<Reader>,
+) {
     loop {
         let Ok((opcode, range)) = conn.next_frame().await else {
             return;
@@ -213,6 +221,15 @@ async fn receive(mut conn: Conn, stats: Rc<RefCell<Stats>>, slot: usize) {
         if opcode == TEXT {
             if let Some((sent, phase)) = stamp(conn.payload(range.clone())) {
                 stats.borrow_mut().record(sent, phase, slot);
+                let frame = reader
+                    .as_mut()
+                    .and_then(|r| offset_of(conn.payload(range.clone())).and_then(|o| r.due(o)));
+                if let Some(frame) = frame {
+                    if conn.send_text(frame.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    stats.borrow_mut().reads += 1;
+                }
                 continue;
             }
         }
@@ -236,6 +253,53 @@ pub struct Layout {
     pub acks: bool,
     /// How the receivers are built.
     pub client: ClientMode,
+    /// Percentage of the receivers that send read receipts (`message:read`).
+    pub readers_pct: usize,
+}
+
+/// Least time between two read receipts of one reader, as a client that marks what it
+/// shows as read sends them.
+const READ_EVERY_US: u64 = 500_000;
+
+/// A receiver that marks what it receives as read: `message:read {room, offset}` with the
+/// newest offset, at most every [`READ_EVERY_US`].
+pub struct Reader {
+    proto: Proto,
+    room: String,
+    last_us: u64,
+}
+
+impl Reader {
+    /// The frame to send now for `offset`, if one is due.
+    pub fn due(&mut self, offset: u64) -> Option<String> {
+        let now = now_us();
+        if now.saturating_sub(self.last_us) < READ_EVERY_US {
+            return None;
+        }
+        self.last_us = now;
+        let room = &self.room;
+        Some(match self.proto {
+            Proto::Sio => format!("42[\"message:read\",{{\"room\":\"{room}\",\"offset\":{offset}}}]"),
+            Proto::Raw => format!(
+                "{{\"type\":\"system\",\"data\":{{\"request\":\"message:read\",\"room\":\"{room}\",\"offset\":{offset}}}}}"
+            ),
+        })
+    }
+}
+
+static OFFSET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"offset\":"));
+
+/// The `"offset":N` of a message frame.
+fn offset_of(payload: &[u8]) -> Option<u64> {
+    let at = OFFSET.find(payload)? + OFFSET.needle().len();
+    let digits = payload[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&payload[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// How receivers are built: lean ([`crate::wire`], reading in place, no JSON parsing)
@@ -302,6 +366,7 @@ impl Swarm {
                 .collect(),
             per_conn: vec![0; receivers],
             last_frame_us: 0,
+            reads: 0,
         }));
         let in_flight = std::sync::Arc::new(Semaphore::new(64));
         let (done_tx, mut done) = mpsc::unbounded_channel::<bool>();
@@ -318,6 +383,11 @@ impl Swarm {
             let room = layout.room(slot / layout.size);
             let (proto, stats, done_tx) = (layout.proto, stats.clone(), done_tx.clone());
             let client = layout.client;
+            let reader = (slot % 100 < layout.readers_pct).then(|| Reader {
+                proto,
+                room: room.clone(),
+                last_us: 0,
+            });
             tokio::task::spawn_local(async move {
                 if client == ClientMode::Ordinary {
                     let opened = crate::ordinary::open(&host, proto, &room).await;
@@ -325,7 +395,7 @@ impl Swarm {
                     let _ = done_tx.send(opened.is_ok());
                     drop(done_tx);
                     if let Ok(ws) = opened {
-                        crate::ordinary::receive(ws, proto, stats, slot).await;
+                        crate::ordinary::receive(ws, proto, stats, slot, reader).await;
                     }
                     return;
                 }
@@ -334,7 +404,7 @@ impl Swarm {
                 let _ = done_tx.send(opened.is_ok());
                 drop(done_tx);
                 if let Ok(conn) = opened {
-                    receive(conn, stats, slot).await;
+                    receive(conn, stats, slot, reader).await;
                 }
             });
         }
@@ -542,7 +612,7 @@ impl Swarm {
             "server_rss_kb": sent.peak_rss_kb.max(rss0),
             "loadgen_cpu_s": own1.saturating_sub(own0) as f64 / TICKS_PER_SEC,
             "sent": sent.count,
-            "acked": p.acked, "ack_errors": p.ack_errors,
+            "acked": p.acked, "ack_errors": p.ack_errors, "reads_sent": s.reads,
             "ack_p50_ms": ms(&p.ack_hist, 0.5), "ack_p99_ms": ms(&p.ack_hist, 0.99),
         })
     }

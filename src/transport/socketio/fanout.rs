@@ -60,9 +60,9 @@ pub fn event_for(event: &ChatEvent) -> (&'static str, Value) {
             json!({ "room": room, "id": id, "reply_count": reply_count,
                     "last_reply_at": last_reply_at }),
         ),
-        ChatEvent::Receipt { room, user, offset } => (
+        ChatEvent::Receipt { room, receipts } => (
             "receipt:update",
-            json!({ "room": room, "user": user, "offset": offset }),
+            json!({ "room": room, "receipts": receipts }),
         ),
         ChatEvent::ChannelUpdated { channel } => (
             "channel:updated",

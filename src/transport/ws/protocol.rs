@@ -582,10 +582,10 @@ pub fn frame_for(event: &ChatEvent) -> Message {
             json!({ "event": "thread:updated", "id": id, "reply_count": reply_count,
                     "last_reply_at": last_reply_at }),
         ),
-        ChatEvent::Receipt { room, user, offset } => Message::from_server(
+        ChatEvent::Receipt { room, receipts } => Message::from_server(
             MessageType::Notification,
             Some(room.clone()),
-            json!({ "event": "receipt:update", "user": user, "offset": offset }),
+            json!({ "event": "receipt:update", "receipts": receipts }),
         ),
         ChatEvent::ChannelUpdated { channel } => Message::from_server(
             MessageType::Notification,
