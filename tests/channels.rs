@@ -537,26 +537,9 @@ async fn channel_changes_and_global_presence_cross_real_redis_pods() {
 
     // Carol, on pod b, is in room vault when Alice (pod a) makes it private: she hears
     // it over Redis and is out of the room on her pod.
-    let (mut alice, _) =
-        WsClient::connect(&a.ws_url(&format!("/ws/vault?token={}", token("alice")))).await;
-    let (mut carol, _) =
-        WsClient::connect(&b.ws_url(&format!("/ws/vault?token={}", token("carol")))).await;
-    let joined = request(
-        &mut alice,
-        "p",
-        json!({ "request": "presence:list", "room": "vault" }),
-    )
-    .await;
-    assert_eq!(joined["status"], "ok", "{joined}");
-    let (status, body) = call(
-        a.addr,
-        "POST",
-        "/api/rooms",
-        Some(&token("alice")),
-        json!({ "room": "vault", "private": true }),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    let _alice = in_vault(a, "alice").await;
+    let mut carol = in_vault(b, "carol").await;
+    make_vault_private(a.addr).await;
     let update = carol
         .recv_any_where(|f| f["data"]["event"] == "channel:updated")
         .await;
@@ -581,4 +564,60 @@ async fn channel_changes_and_global_presence_cross_real_redis_pods() {
         "{body}"
     );
     drop(pods);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_missed_a_channel_change_applies_it_within_a_heartbeat() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    // A heartbeat every half second (a third of PRESENCE_TTL).
+    let env = [
+        ("JWT_SECRET", SECRET),
+        ("PRESENCE_TTL", "1500ms"),
+        ("REDIS_TIMEOUT", "300ms"),
+    ];
+    let pods = common::start_pods(2, &redis.url(), &env).await;
+    let (a, b) = (&pods[0], &pods[1]);
+    let mut carol = in_vault(b, "carol").await;
+
+    // Redis is down while Alice makes the room private on pod a: the database has the
+    // change, the bus cannot carry it (pod a gives the event up).
+    redis.kill().await;
+    make_vault_private(a.addr).await;
+    common::wait_for_health(a.addr, |h| h["undelivered"].as_u64() > Some(0)).await;
+    redis.restart().await;
+
+    // Pod b finds out on its own and takes Carol out.
+    let update = carol
+        .recv_any_where(|f| f["data"]["event"] == "channel:updated")
+        .await;
+    assert_eq!(update["data"]["channel"]["private"], true, "{update}");
+    carol
+        .send_json(json!({ "type": "chat", "data": { "content": "still in?" } }))
+        .await;
+    let error = carol.recv_type("error").await;
+    assert_eq!(error["data"]["code"], "CHANNEL_ERROR", "{error}");
+    drop(pods);
+}
+
+/// `user` on a raw connection to `pod` in room `vault`, once a request there answered.
+async fn in_vault(pod: &common::ServerProcess, user: &str) -> WsClient {
+    let url = pod.ws_url(&format!("/ws/vault?token={}", token(user)));
+    let (mut client, _) = WsClient::connect(&url).await;
+    let listed = request(
+        &mut client,
+        "p",
+        json!({ "request": "presence:list", "room": "vault" }),
+    )
+    .await;
+    assert_eq!(listed["status"], "ok", "{listed}");
+    client
+}
+
+/// Alice makes room `vault` a private channel of hers.
+async fn make_vault_private(addr: SocketAddr) {
+    let body = json!({ "room": "vault", "private": true });
+    let (status, body) = call(addr, "POST", "/api/rooms", Some(&token("alice")), body).await;
+    assert_eq!(status, 201, "{body}");
 }

@@ -225,6 +225,9 @@ impl ChatService {
                 }
                 _ = presence_tick.tick() => {
                     self.sync_presence().await;
+                    if !self.single_node() {
+                        self.recheck_channels().await;
+                    }
                 }
                 _ = retry_tick.tick() => {
                     if self.presence_unsynced.dirty.load(Ordering::Acquire) {

@@ -417,6 +417,41 @@ impl ChatService {
         Ok(current)
     }
 
+    /// Checks the local members of every private channel with members here against it:
+    /// a pod that missed a change (the bus lost it, or was down) applies it within a
+    /// heartbeat. Where someone is no longer admitted, the room hears `channel:updated`
+    /// (here only) and they leave.
+    pub(super) async fn recheck_channels(&self) {
+        let rooms: Vec<RoomName> = (self.membership().rooms().into_iter())
+            .map(|(room, _)| room)
+            .filter(|room| !room.is_thread() && !room.as_str().starts_with(USER_ROOM_PREFIX))
+            .collect();
+        if rooms.is_empty() {
+            return;
+        }
+        let private = match self.channels.private_channels(&rooms).await {
+            Ok(private) => private,
+            Err(e) => return tracing::debug!(error = %e, "private channels not rechecked"),
+        };
+        for channel in private {
+            let selection = Selection {
+                rooms: vec![channel.room.clone()],
+                except: Vec::new(),
+            };
+            let stale =
+                (self.membership().conns_selected(&selection).iter()).any(|(conn, user, _)| {
+                    self.membership().is_member(conn, &channel.room) && !channel.admits(user)
+                });
+            if stale {
+                tracing::info!(room = %channel.room, "a missed channel change applied");
+                self.deliver_local(&super::Delivery::new(
+                    ChatEvent::ChannelUpdated { channel },
+                    None,
+                ));
+            }
+        }
+    }
+
     fn channel_changed(&self, channel: &Channel) {
         drop(self.emit(
             ChatEvent::ChannelUpdated {

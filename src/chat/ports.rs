@@ -620,6 +620,12 @@ pub trait Channels: Send + Sync + 'static {
         user: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RoomName>, StoreError>>;
 
+    /// Those of `rooms` that are private channels, with their members.
+    fn private_channels<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>>;
+
     /// Up to `limit` channels `user` may see (public ones, and private ones they are a
     /// member of), by room name after `after`.
     fn list_channels<'a>(

@@ -393,6 +393,18 @@ impl Channels for MemoryLog {
         Box::pin(ready(Ok(closed)))
     }
 
+    fn private_channels<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>> {
+        let channels = self.channels();
+        let private = rooms
+            .iter()
+            .filter_map(|r| channels.get(r.as_str()).filter(|c| c.private).cloned())
+            .collect();
+        Box::pin(ready(Ok(private)))
+    }
+
     fn list_channels<'a>(
         &'a self,
         user: Option<&'a str>,

@@ -825,6 +825,31 @@ impl Channels for SqlLog {
         })
     }
 
+    fn private_channels<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> BoxFuture<'a, Result<Vec<Channel>, StoreError>> {
+        Box::pin(async move {
+            let mut private = Vec::new();
+            for chunk in rooms.chunks(MAX_ROWS) {
+                let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT {CHANNEL_COLUMNS} FROM channels WHERE private <> 0 AND room IN ({})",
+                    list.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for room in chunk {
+                    query = query.bind(room.as_str());
+                }
+                for row in self.timed(query.fetch_all(&self.pool)).await? {
+                    private.push(channel_of(&row)?);
+                }
+            }
+            self.with_members(&mut private).await?;
+            Ok(private)
+        })
+    }
+
     fn list_channels<'a>(
         &'a self,
         user: Option<&'a str>,
