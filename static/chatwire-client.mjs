@@ -363,6 +363,7 @@ var ChatwireClient = class extends TypedEmitter {
   /** The pod URLs, tried in turn. */
   urls;
   #token;
+  #name;
   #userId;
   #transports;
   #ackTimeoutMs;
@@ -375,6 +376,9 @@ var ChatwireClient = class extends TypedEmitter {
   #typers;
   #rosters = /* @__PURE__ */ new Map();
   #indicators = /* @__PURE__ */ new Map();
+  /** The threads open, by thread room (`thread:<root id>`): reopened on every rejoin of
+   * their root's room. */
+  #threads = /* @__PURE__ */ new Map();
   #inflight = /* @__PURE__ */ new Set();
   #waiters = /* @__PURE__ */ new Set();
   #timers = /* @__PURE__ */ new Set();
@@ -391,6 +395,7 @@ var ChatwireClient = class extends TypedEmitter {
     if (urls.length === 0) throw new TypeError("ChatwireClient needs `url` or `urls`");
     this.urls = [...urls];
     this.#token = options.token;
+    this.#name = options.name;
     this.#userId = options.userId;
     this.#transports = options.transports;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 1e4;
@@ -496,16 +501,17 @@ var ChatwireClient = class extends TypedEmitter {
   }
   #auth() {
     const token = this.#token;
-    if (token === void 0) return void 0;
-    if (typeof token === "string") return { token };
+    const named = this.#name === void 0 ? {} : { name: this.#name };
+    if (token === void 0) return this.#name === void 0 ? void 0 : named;
+    if (typeof token === "string") return { ...named, token };
     return (cb) => {
       Promise.resolve().then(token).then(
         (fresh) => {
           this.#tokenSubject = tokenSubject(fresh);
-          cb({ token: fresh });
+          cb({ ...named, token: fresh });
         },
         // No token: the server decides (AUTH_FAILED where one is required).
-        () => cb({})
+        () => cb(named)
       );
     };
   }
@@ -533,6 +539,21 @@ var ChatwireClient = class extends TypedEmitter {
       if (!current()) return;
       if (event.user === this.userId) this.#forget(event.room);
       this.emit("room:removed", event);
+    });
+    s.on("receipt:update", (event) => current() && this.emit("receipt:update", event));
+    s.on("message:reactions", (event) => current() && this.emit("message:reactions", event));
+    s.on("thread:updated", (event) => current() && this.emit("thread:updated", event));
+    s.on("channel:updated", (event) => {
+      if (!current()) return;
+      const { channel } = event;
+      const userId = this.userId;
+      if (channel.private && userId !== void 0 && !channel.members.includes(userId)) this.#forget(event.room);
+      this.emit("channel:updated", event);
+    });
+    s.on("channel:deleted", (event) => {
+      if (!current()) return;
+      this.#forget(event.room);
+      this.emit("channel:deleted", event);
     });
     s.on("session:ended", (event) => current() && this.emit("session:ended", event));
     s.on("error", (body) => current() && this.emit("error", ChatwireError.fromBody(body)));
@@ -645,6 +666,9 @@ var ChatwireClient = class extends TypedEmitter {
         url
       });
       this.#deliverAll(finished.live);
+      for (const thread of this.#threads.values()) {
+        if (thread.room === room) this.#call(s, "thread:open", thread).catch(() => void 0);
+      }
       if (this.#rosters.has(room)) this.#presence(s, room).catch(() => void 0);
     }).catch((err) => this.#rejoinFailed(s, room, err));
   }
@@ -698,6 +722,7 @@ var ChatwireClient = class extends TypedEmitter {
     this.#typers.clear(room);
     this.#indicators.get(room)?.sent();
     this.#indicators.delete(room);
+    for (const [key, thread] of this.#threads) if (thread.room === room) this.#threads.delete(key);
   }
   #onPresence(event) {
     const roster = this.#rosters.get(event.room);
@@ -830,23 +855,84 @@ var ChatwireClient = class extends TypedEmitter {
       if (room !== null && typeof a["offset"] === "number") this.#ledger.own(room, a["offset"]);
     });
     if (room !== null) this.#indicators.get(room)?.sent();
-    const result = {
-      id: ack["id"],
-      offset: ack["offset"],
-      timestamp: ack["timestamp"]
-    };
-    if (ack["degraded"] === true) result.degraded = true;
-    return result;
+    return sendAck(ack);
+  }
+  /** Replies `content` in the thread of message `rootId` of `room` (a member of `room`);
+   * resolves once stored, with the reply's offset in the thread. Replying opens the
+   * thread: its replies reach `message:new` from now on, as `openThread` does. */
+  async reply(room, rootId, content) {
+    const ack = await this.#request("message:send", { room, content, thread: rootId }, () => {
+      this.#threads.set(threadRoom(rootId), { room, id: rootId });
+    });
+    return sendAck(ack);
   }
   /** A page of `room`'s history: up to `limit` (1-100, default 50) messages before
    * `before` (an offset, or a message id; default: after the newest), oldest first,
    * tombstones included. Needs no join. */
   async history(room, options = {}) {
-    const payload = { room };
-    if (options.before !== void 0) payload["before"] = options.before;
-    if (options.limit !== void 0) payload["limit"] = options.limit;
-    const ack = await this.#request("message:history", payload);
+    return this.#page("message:history", { room }, options);
+  }
+  /** A page of the replies in the thread of message `rootId` of `room`, as `history`:
+   * up to `limit` before `before` (an offset in the thread), oldest first. */
+  async threadHistory(room, rootId, options = {}) {
+    return this.#page("message:history", { room, thread: rootId }, options);
+  }
+  /** Stored messages with every word of `q` (any case), newest first: in `room`, or in
+   * every room the connection is in; up to `limit` (1-50, default 20) after the message
+   * `before` (an id: the last of the page before). Edits are found by their new text,
+   * tombstones never. */
+  async search(q, options = {}) {
+    const query = { q };
+    if (options.room !== void 0) query["room"] = options.room;
+    return this.#page("message:search", query, options);
+  }
+  /** `event` with `payload`, `before` and `limit`: its page of messages. */
+  async #page(event, payload, options) {
+    const body = { ...payload };
+    if (options.before !== void 0) body["before"] = options.before;
+    if (options.limit !== void 0) body["limit"] = options.limit;
+    const ack = await this.#request(event, body);
     return { messages: ack["messages"] ?? [], hasMore: ack["has_more"] === true };
+  }
+  /** Marks `room` read up to `offset` (clamped to its newest message; a position never
+   * moves back, so the answer may be further on). The room's members, your other devices
+   * included, hear `receipt:update` when it moved. Member only (`CHANNEL_ERROR`). */
+  async markRead(room, offset) {
+    const ack = await this.#request("message:read", { room, offset });
+    return { room: ack["room"], readOffset: ack["read_offset"] };
+  }
+  async unread(room) {
+    const ack = await this.#request("room:unread", room === void 0 ? {} : { room });
+    if (room !== void 0) return roomUnread(ack);
+    return (ack["rooms"] ?? []).map(roomUnread);
+  }
+  /** Adds your `emoji` reaction to message `id` of `room` (`add` false takes it back;
+   * one per user, emoji and message, so a repeat changes nothing): the message's counts
+   * after. The room hears `message:reactions`. */
+  async react(room, id, emoji, add = true) {
+    const ack = await this.#request("message:react", { room, id, emoji, add });
+    return { id: ack["id"], reactions: ack["reactions"] ?? {} };
+  }
+  /** Opens the thread of message `rootId` of `room` (a member of `room`): its replies
+   * reach `message:new` from now on, with `room` `thread:<rootId>` and `thread` set, until
+   * `closeThread` or leaving `room`. Reopened after every reconnect. */
+  async openThread(room, rootId) {
+    const ack = await this.#request("thread:open", { room, id: rootId }, () => {
+      this.#threads.set(threadRoom(rootId), { room, id: rootId });
+    });
+    const info = { thread: ack["thread"], replyCount: ack["reply_count"] ?? 0 };
+    if (typeof ack["last_reply_at"] === "string") info.lastReplyAt = ack["last_reply_at"];
+    return info;
+  }
+  /** Closes the thread of message `rootId` of `room`: no more of its replies. */
+  async closeThread(room, rootId) {
+    this.#threads.delete(threadRoom(rootId));
+    const ack = await this.#request("thread:close", { room, id: rootId });
+    return { thread: ack["thread"] };
+  }
+  /** The threads open (by `openThread` or `reply`), as their roots' `{ id, room }`. */
+  get threads() {
+    return [...this.#threads.values()];
   }
   /** Replaces the content of your message `id` in `room` (author only: `FORBIDDEN`);
    * the room gets `message:updated`. */
@@ -906,6 +992,26 @@ var ChatwireClient = class extends TypedEmitter {
     return ack["result"];
   }
 };
+function threadRoom(rootId) {
+  return `thread:${rootId}`;
+}
+function sendAck(ack) {
+  const result = {
+    id: ack["id"],
+    offset: ack["offset"],
+    timestamp: ack["timestamp"]
+  };
+  if (ack["degraded"] === true) result.degraded = true;
+  return result;
+}
+function roomUnread(body) {
+  return {
+    room: body["room"],
+    readOffset: body["read_offset"] ?? 0,
+    unread: body["unread"] ?? 0,
+    lastOffset: body["last_offset"] ?? 0
+  };
+}
 function isOk(body) {
   return typeof body === "object" && body !== null && body.status === "ok";
 }

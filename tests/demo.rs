@@ -1,14 +1,32 @@
-//! The demo page in headless Chromium: two pages chat and see each other's presence;
-//! a third sees the history on joining and only the new room after switching.
+//! The demo page in headless Chromium (tests/js/e2e_demo.mjs): two users at desktop size
+//! pick names, chat, see each other online and typing, get an unread badge, a receipt, a
+//! thread reply, a reaction and a search result; a third sees the history and pages
+//! back; one at phone size chats without scrolling sideways, and a rate-limited message
+//! stays in the input. The page is served from the binary, on the client package built
+//! from its current source.
 
 mod common;
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use common::{http_get, test_config, TestServer};
+use tokio::time::timeout;
+
+/// How long the browser run may take.
+const BROWSER_RUN_WITHIN: Duration = Duration::from_secs(120);
+
+/// Where the screenshots go: `$DEMO_SCREENSHOT_DIR` (relative to the repository, e.g.
+/// `docs` to renew the committed ones), else target/demo-screenshots.
+fn screenshot_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("DEMO_SCREENSHOT_DIR").map_or_else(
+        || root.join("target/demo-screenshots"),
+        |dir| root.join(dir),
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_browser_pages_chat_on_the_demo_page() {
+async fn people_chat_on_the_demo_page_at_desktop_and_phone_size() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         PathBuf::from(&chromium).exists(),
@@ -20,27 +38,43 @@ async fn two_browser_pages_chat_on_the_demo_page() {
     assert!(page.contains("socket.io.min.js"));
     let (status, _) = http_get(server.addr, "/assets/socket.io.min.js").await;
     assert_eq!(status, 200);
+    let mut limited = test_config();
+    limited.rate_messages_per_min = 1;
+    let limited = TestServer::start_with(limited).await;
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shot = root.join("target/demo-screenshot.png");
-    let out = tokio::process::Command::new("node")
+    let shots = screenshot_dir(&root);
+    let failures = root.join("target/demo-screenshots");
+    let started = SystemTime::now();
+    let run = tokio::process::Command::new("node")
         .arg(root.join("tests/js/e2e_demo.mjs"))
         .arg(server.http_url())
-        .arg(&shot)
+        .arg(limited.http_url())
+        .arg(&shots)
         .env("CHROMIUM", &chromium)
-        .output()
+        .env("E2E_FAILURE_DIR", &failures)
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(BROWSER_RUN_WITHIN, run)
         .await
+        .expect("the browser run ended in time")
         .expect("node runs playwright-core");
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{report}");
     assert!(
-        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
-        "no screenshot"
+        out.status.success(),
+        "{report}\n(screenshots of the pages at the failure: {})",
+        failures.display()
     );
+    for name in ["demo.png", "demo-phone.png"] {
+        let fresh = std::fs::metadata(shots.join(name))
+            .is_ok_and(|m| m.len() > 1000 && m.modified().is_ok_and(|t| t >= started));
+        assert!(fresh, "no fresh {name} in {}: {report}", shots.display());
+    }
+    limited.stop().await;
     server.stop().await;
 }
 

@@ -12,16 +12,28 @@ import { ChatwireError } from "./errors.js";
 import { RoomLedger, type Delivery } from "./ledger.js";
 import { TypingIndicator, TypingTracker, type TypingIndicatorOptions } from "./typing.js";
 import type {
+  ChannelDeleted,
+  ChannelUpdated,
   ChatMessage,
   HistoryPage,
   JoinResult,
   MessageDeleted,
+  MessageReactions,
   PresenceUpdate,
   PresenceUser,
+  ReactionCounts,
+  Reactions,
+  ReadPosition,
+  ReceiptUpdate,
   RoomRemoved,
+  RoomUnread,
+  SearchPage,
   SendAck,
   SessionEnded,
   SettableStatus,
+  ThreadInfo,
+  ThreadRef,
+  ThreadUpdated,
   TypingUpdate,
   User,
 } from "./types.js";
@@ -35,6 +47,10 @@ export interface ChatwireClientOptions {
   /** A JWT for the handshake (`auth.token`), or a function asked for a fresh one before
    * every connection. */
   token?: string | (() => string | Promise<string>);
+  /** A display name for a connection no token names (`auth.name`, 1-64 characters): its
+   * messages, presence and typing then carry it, marked `unverified`. A token's name
+   * wins. */
+  name?: string;
   /** The user this client acts as, when neither the token's `sub` nor (for anonymous
    * connections) the connection id names it: e.g. when a connect hook names the user.
    * Used to tell when the backend removed this user from a room. */
@@ -93,6 +109,19 @@ export interface ChatwireEvents {
   /** The backend removed a user from a room; when it is this client's user, the client
    * no longer rejoins the room. */
   "room:removed": [event: RoomRemoved];
+  /** A member's read position in a room moved (`markRead`; yours too, from another
+   * device): at most one per user and room per second, the newest position last. */
+  "receipt:update": [event: ReceiptUpdate];
+  /** Someone added or took back a reaction: the message's counts after. */
+  "message:reactions": [event: MessageReactions];
+  /** A thread of a room got a reply (its replies reach only those who opened it). */
+  "thread:updated": [event: ThreadUpdated];
+  /** A room's channel was created or changed; when it is private and this client's user
+   * is not among its members, the client no longer rejoins the room. */
+  "channel:updated": [event: ChannelUpdated];
+  /** A room's channel was deleted with its messages: the client is out of the room and
+   * no longer rejoins it. */
+  "channel:deleted": [event: ChannelDeleted];
   /** The backend disconnected this user; the disconnect follows, without reconnecting. */
   "session:ended": [event: SessionEnded];
   /** An `error` event from the server (a failure the client could not tie to a call). */
@@ -128,6 +157,7 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
   /** The pod URLs, tried in turn. */
   readonly urls: readonly string[];
   readonly #token: ChatwireClientOptions["token"];
+  readonly #name: string | undefined;
   readonly #userId: string | undefined;
   readonly #transports: ChatwireClientOptions["transports"];
   readonly #ackTimeoutMs: number;
@@ -140,6 +170,9 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
   readonly #typers: TypingTracker;
   readonly #rosters = new Map<string, Map<string, PresenceUser>>();
   readonly #indicators = new Map<string, TypingIndicator>();
+  /** The threads open, by thread room (`thread:<root id>`): reopened on every rejoin of
+   * their root's room. */
+  readonly #threads = new Map<string, ThreadRef>();
   readonly #inflight = new Set<Inflight>();
   readonly #waiters = new Set<Waiter>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -157,6 +190,7 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
     if (urls.length === 0) throw new TypeError("ChatwireClient needs `url` or `urls`");
     this.urls = [...urls];
     this.#token = options.token;
+    this.#name = options.name;
     this.#userId = options.userId;
     this.#transports = options.transports;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
@@ -275,18 +309,19 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
 
   #auth(): SocketOptions["auth"] | undefined {
     const token = this.#token;
-    if (token === undefined) return undefined;
-    if (typeof token === "string") return { token };
+    const named = this.#name === undefined ? {} : { name: this.#name };
+    if (token === undefined) return this.#name === undefined ? undefined : named;
+    if (typeof token === "string") return { ...named, token };
     return (cb: (data: object) => void) => {
       Promise.resolve()
         .then(token)
         .then(
           (fresh) => {
             this.#tokenSubject = tokenSubject(fresh);
-            cb({ token: fresh });
+            cb({ ...named, token: fresh });
           },
           // No token: the server decides (AUTH_FAILED where one is required).
-          () => cb({}),
+          () => cb(named),
         );
     };
   }
@@ -315,6 +350,21 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
       if (!current()) return;
       if (event.user === this.userId) this.#forget(event.room);
       this.emit("room:removed", event);
+    });
+    s.on("receipt:update", (event: ReceiptUpdate) => current() && this.emit("receipt:update", event));
+    s.on("message:reactions", (event: MessageReactions) => current() && this.emit("message:reactions", event));
+    s.on("thread:updated", (event: ThreadUpdated) => current() && this.emit("thread:updated", event));
+    s.on("channel:updated", (event: ChannelUpdated) => {
+      if (!current()) return;
+      const { channel } = event;
+      const userId = this.userId;
+      if (channel.private && userId !== undefined && !channel.members.includes(userId)) this.#forget(event.room);
+      this.emit("channel:updated", event);
+    });
+    s.on("channel:deleted", (event: ChannelDeleted) => {
+      if (!current()) return;
+      this.#forget(event.room);
+      this.emit("channel:deleted", event);
     });
     s.on("session:ended", (event: SessionEnded) => current() && this.emit("session:ended", event));
     s.on("error", (body: unknown) => current() && this.emit("error", ChatwireError.fromBody(body)));
@@ -441,6 +491,11 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
         url,
       });
       this.#deliverAll(finished.live);
+      // The new connection is in no thread: the open ones are opened again (replies sent
+      // meanwhile are not handed over; page them with threadHistory).
+      for (const thread of this.#threads.values()) {
+        if (thread.room === room) this.#call<Ok>(s, "thread:open", thread).catch(() => undefined);
+      }
       // A roster the app loaded is read again (the one kept may be stale); on a failure
       // it stays as it was until the next rejoin.
       if (this.#rosters.has(room)) this.#presence(s, room).catch(() => undefined);
@@ -502,6 +557,8 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
     this.#typers.clear(room);
     this.#indicators.get(room)?.sent();
     this.#indicators.delete(room);
+    // Leaving a room closes its threads.
+    for (const [key, thread] of this.#threads) if (thread.room === room) this.#threads.delete(key);
   }
 
   #onPresence(event: PresenceUpdate): void {
@@ -646,24 +703,107 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
       if (room !== null && typeof a["offset"] === "number") this.#ledger.own(room, a["offset"]);
     });
     if (room !== null) this.#indicators.get(room)?.sent();
-    const result: SendAck = {
-      id: ack["id"] as string,
-      offset: ack["offset"] as number,
-      timestamp: ack["timestamp"] as string,
-    };
-    if (ack["degraded"] === true) result.degraded = true;
-    return result;
+    return sendAck(ack);
+  }
+
+  /** Replies `content` in the thread of message `rootId` of `room` (a member of `room`);
+   * resolves once stored, with the reply's offset in the thread. Replying opens the
+   * thread: its replies reach `message:new` from now on, as `openThread` does. */
+  async reply(room: string, rootId: string, content: string): Promise<SendAck> {
+    const ack = await this.#request<Ok>("message:send", { room, content, thread: rootId }, () => {
+      this.#threads.set(threadRoom(rootId), { room, id: rootId });
+    });
+    return sendAck(ack);
   }
 
   /** A page of `room`'s history: up to `limit` (1-100, default 50) messages before
    * `before` (an offset, or a message id; default: after the newest), oldest first,
    * tombstones included. Needs no join. */
   async history(room: string, options: { before?: number | string; limit?: number } = {}): Promise<HistoryPage> {
-    const payload: Record<string, unknown> = { room };
-    if (options.before !== undefined) payload["before"] = options.before;
-    if (options.limit !== undefined) payload["limit"] = options.limit;
-    const ack = await this.#request<Ok>("message:history", payload);
+    return this.#page("message:history", { room }, options);
+  }
+
+  /** A page of the replies in the thread of message `rootId` of `room`, as `history`:
+   * up to `limit` before `before` (an offset in the thread), oldest first. */
+  async threadHistory(
+    room: string,
+    rootId: string,
+    options: { before?: number | string; limit?: number } = {},
+  ): Promise<HistoryPage> {
+    return this.#page("message:history", { room, thread: rootId }, options);
+  }
+
+  /** Stored messages with every word of `q` (any case), newest first: in `room`, or in
+   * every room the connection is in; up to `limit` (1-50, default 20) after the message
+   * `before` (an id: the last of the page before). Edits are found by their new text,
+   * tombstones never. */
+  async search(q: string, options: { room?: string; before?: string; limit?: number } = {}): Promise<SearchPage> {
+    const query: Record<string, unknown> = { q };
+    if (options.room !== undefined) query["room"] = options.room;
+    return this.#page("message:search", query, options);
+  }
+
+  /** `event` with `payload`, `before` and `limit`: its page of messages. */
+  async #page(
+    event: string,
+    payload: Record<string, unknown>,
+    options: { before?: number | string; limit?: number },
+  ): Promise<HistoryPage> {
+    const body: Record<string, unknown> = { ...payload };
+    if (options.before !== undefined) body["before"] = options.before;
+    if (options.limit !== undefined) body["limit"] = options.limit;
+    const ack = await this.#request<Ok>(event, body);
     return { messages: (ack["messages"] as ChatMessage[]) ?? [], hasMore: ack["has_more"] === true };
+  }
+
+  /** Marks `room` read up to `offset` (clamped to its newest message; a position never
+   * moves back, so the answer may be further on). The room's members, your other devices
+   * included, hear `receipt:update` when it moved. Member only (`CHANNEL_ERROR`). */
+  async markRead(room: string, offset: number): Promise<ReadPosition> {
+    const ack = await this.#request<Ok>("message:read", { room, offset });
+    return { room: ack["room"] as string, readOffset: ack["read_offset"] as number };
+  }
+
+  /** Your read position and unread count in `room`; without a room, those of every room
+   * you have a position in, most recently read first (at most 100). */
+  unread(room: string): Promise<RoomUnread>;
+  unread(): Promise<RoomUnread[]>;
+  async unread(room?: string): Promise<RoomUnread | RoomUnread[]> {
+    const ack = await this.#request<Ok>("room:unread", room === undefined ? {} : { room });
+    if (room !== undefined) return roomUnread(ack);
+    return ((ack["rooms"] as Record<string, unknown>[]) ?? []).map(roomUnread);
+  }
+
+  /** Adds your `emoji` reaction to message `id` of `room` (`add` false takes it back;
+   * one per user, emoji and message, so a repeat changes nothing): the message's counts
+   * after. The room hears `message:reactions`. */
+  async react(room: string, id: string, emoji: string, add = true): Promise<ReactionCounts> {
+    const ack = await this.#request<Ok>("message:react", { room, id, emoji, add });
+    return { id: ack["id"] as string, reactions: (ack["reactions"] as Reactions) ?? {} };
+  }
+
+  /** Opens the thread of message `rootId` of `room` (a member of `room`): its replies
+   * reach `message:new` from now on, with `room` `thread:<rootId>` and `thread` set, until
+   * `closeThread` or leaving `room`. Reopened after every reconnect. */
+  async openThread(room: string, rootId: string): Promise<ThreadInfo> {
+    const ack = await this.#request<Ok>("thread:open", { room, id: rootId }, () => {
+      this.#threads.set(threadRoom(rootId), { room, id: rootId });
+    });
+    const info: ThreadInfo = { thread: ack["thread"] as string, replyCount: (ack["reply_count"] as number) ?? 0 };
+    if (typeof ack["last_reply_at"] === "string") info.lastReplyAt = ack["last_reply_at"];
+    return info;
+  }
+
+  /** Closes the thread of message `rootId` of `room`: no more of its replies. */
+  async closeThread(room: string, rootId: string): Promise<{ thread: string }> {
+    this.#threads.delete(threadRoom(rootId));
+    const ack = await this.#request<Ok>("thread:close", { room, id: rootId });
+    return { thread: ack["thread"] as string };
+  }
+
+  /** The threads open (by `openThread` or `reply`), as their roots' `{ id, room }`. */
+  get threads(): ThreadRef[] {
+    return [...this.#threads.values()];
   }
 
   /** Replaces the content of your message `id` in `room` (author only: `FORBIDDEN`);
@@ -732,6 +872,32 @@ export class ChatwireClient extends TypedEmitter<ChatwireEvents> {
     const ack = await this.#request<Ok>(`rpc:${method}`, params === undefined ? {} : params);
     return ack["result"] as T;
   }
+}
+
+/** The room of the thread of message `rootId`. */
+function threadRoom(rootId: string): string {
+  return `thread:${rootId}`;
+}
+
+/** What a `message:send` ack says. */
+function sendAck(ack: Ok): SendAck {
+  const result: SendAck = {
+    id: ack["id"] as string,
+    offset: ack["offset"] as number,
+    timestamp: ack["timestamp"] as string,
+  };
+  if (ack["degraded"] === true) result.degraded = true;
+  return result;
+}
+
+/** A `room:unread` answer for one room. */
+function roomUnread(body: Record<string, unknown>): RoomUnread {
+  return {
+    room: body["room"] as string,
+    readOffset: (body["read_offset"] as number) ?? 0,
+    unread: (body["unread"] as number) ?? 0,
+    lastOffset: (body["last_offset"] as number) ?? 0,
+  };
 }
 
 function isOk(body: unknown): body is Ok {

@@ -13,10 +13,13 @@ export type MessageType =
   | "typing";
 
 /** A user as the server names them: the token's `sub` and `name`, or, for anonymous
- * connections, the connection's id for both. */
+ * connections, the connection's id for both (or the display name it chose). */
 export interface User {
   id: string;
   name: string;
+  /** The connection chose the name itself (`auth.name`): no token or backend vouched
+   * for it. */
+  unverified?: true;
 }
 
 /** A user's status. `offline` is only ever reported, never set. */
@@ -52,6 +55,25 @@ export interface ChatMessage {
   /** The message's place in its room: 1, 2, 3, ... without gaps. Every stored message
    * has one. */
   offset: number;
+  /** The sender, when they have a display name (`from` is their id). */
+  user?: User;
+  /** A thread root's number of replies (history pages only). */
+  reply_count?: number;
+  /** When a thread root got its last reply (history pages only). */
+  last_reply_at?: string;
+  /** Reaction counts by emoji (history pages only; absent without any). */
+  reactions?: Reactions;
+  /** On a thread reply: its root's id and room (its own `room` is `thread:<root id>`). */
+  thread?: ThreadRef;
+}
+
+/** Reaction counts by emoji, e.g. `{"👍": 2}`. */
+export type Reactions = Record<string, number>;
+
+/** The thread a reply belongs to: its root's `id` and `room`. */
+export interface ThreadRef {
+  id: string;
+  room: string;
 }
 
 /** `message:deleted`: the message `id` of `room` became a tombstone. */
@@ -84,6 +106,59 @@ export interface RoomRemoved {
   room: string;
   user: string;
   reason: string;
+}
+
+/** `receipt:update`: `user` has read `room` up to `offset` (their own devices hear it
+ * too). */
+export interface ReceiptUpdate {
+  room: string;
+  user: User;
+  offset: number;
+}
+
+/** `message:reactions`: `user` added (or took back, `add: false`) `emoji` on message
+ * `id` of `room`; `reactions` are its counts after. */
+export interface MessageReactions {
+  room: string;
+  id: string;
+  reactions: Reactions;
+  user: User;
+  emoji: string;
+  add: boolean;
+}
+
+/** `thread:updated`: the thread of message `id` of `room` got a reply. */
+export interface ThreadUpdated {
+  room: string;
+  id: string;
+  /** The newest reply's offset in the thread: take the largest seen. */
+  reply_count: number;
+  last_reply_at: string;
+}
+
+/** A room as a record: its title, topic, creator, and for a private one its members. */
+export interface Channel {
+  room: string;
+  title: string;
+  topic: string;
+  private: boolean;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  /** A private channel's member ids (the creator included); empty for a public one. */
+  members: string[];
+}
+
+/** `channel:updated`: the room's channel was created or changed. */
+export interface ChannelUpdated {
+  room: string;
+  channel: Channel;
+}
+
+/** `channel:deleted`: the room's channel was deleted with its messages; the connection
+ * is out of the room. */
+export interface ChannelDeleted {
+  room: string;
 }
 
 /** `session:ended`: the application's backend disconnected this user. */
@@ -126,4 +201,43 @@ export interface JoinResult {
 export interface HistoryPage {
   messages: ChatMessage[];
   hasMore: boolean;
+}
+
+/** Search results, newest first; `hasMore` when more match (page on with `before`, the
+ * id of the last message). */
+export interface SearchPage {
+  messages: ChatMessage[];
+  hasMore: boolean;
+}
+
+/** What `markRead` resolves to: the read position now (it never moves back). */
+export interface ReadPosition {
+  room: string;
+  readOffset: number;
+}
+
+/** A room's read position and unread count, as `unread` resolves. */
+export interface RoomUnread {
+  room: string;
+  /** The offset read up to (0: nothing read). */
+  readOffset: number;
+  /** Messages after `readOffset` sent by others and not deleted (at most 999). */
+  unread: number;
+  /** The room's newest offset. */
+  lastOffset: number;
+}
+
+/** What `react` resolves to: the message's reaction counts after. */
+export interface ReactionCounts {
+  id: string;
+  reactions: Reactions;
+}
+
+/** What `openThread` resolves to. */
+export interface ThreadInfo {
+  /** The thread's room, `thread:<root id>`: replies arrive with it as their `room`. */
+  thread: string;
+  replyCount: number;
+  /** Absent before the first reply. */
+  lastReplyAt?: string;
 }

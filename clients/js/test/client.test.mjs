@@ -50,6 +50,14 @@ describe("typed calls", needs(URL, "CHATWIRE_URL"), () => {
   });
   after(() => clients.forEach((c) => c.close()));
 
+  /** A fresh room both Alice and Bob joined. */
+  async function shared(prefix) {
+    const r = room(prefix);
+    await alice.join(r);
+    await bob.join(r);
+    return r;
+  }
+
   test("join, then send: the ack has the stored offset, the other member gets the message", async () => {
     const r = room("send");
     assert.deepEqual(await alice.join(r), { room: r, recovered: true, missed: 0, since: 0 });
@@ -242,6 +250,153 @@ describe("typed calls", needs(URL, "CHATWIRE_URL"), () => {
     await rejectsWith(alice.send(r, "gone"), "CHANNEL_ERROR", "message:send");
   });
 
+  test("a display name: messages, presence and typing carry it, marked unverified", async () => {
+    const r = room("named");
+    const ada = await open({ name: "Ada" });
+    clients.push(ada);
+    await bob.join(r);
+    const online = nextEvent(bob, "presence:update", (p) => p.room === r && p.user.id === ada.userId);
+    await ada.join(r);
+    assert.equal((await online)[0].user.name, "Ada");
+    const typing = nextEvent(bob, "user:typing", (t) => t.room === r);
+    await ada.typing(r, true);
+    assert.equal((await typing)[0].user.name, "Ada");
+    const got = nextEvent(bob, "message:new", (m) => m.room === r);
+    await ada.send(r, "hi, I am Ada");
+    const [message] = await got;
+    assert.equal(message.from, ada.userId);
+    assert.deepEqual(message.user, { id: ada.userId, name: "Ada", unverified: true });
+    const { messages } = await bob.history(r);
+    assert.deepEqual(messages.at(-1).user, message.user, "history keeps it");
+    assert.deepEqual(
+      (await bob.presence(r)).find((u) => u.id === ada.userId),
+      { id: ada.userId, name: "Ada", status: "online" },
+    );
+    // An empty name refuses the connection.
+    const nameless = new ChatwireClient({ url: URL, transports: ["websocket"], name: "", reconnection: false });
+    clients.push(nameless);
+    await rejectsWith(nameless.ready(), "INVALID_PAYLOAD");
+  });
+
+  test("read receipts and unread counts", async () => {
+    const r = await shared("read");
+    for (const text of ["one", "two", "three"]) await alice.send(r, text);
+    assert.deepEqual(await bob.unread(r), { room: r, readOffset: 0, unread: 3, lastOffset: 3 });
+    assert.deepEqual(await alice.unread(r), { room: r, readOffset: 0, unread: 0, lastOffset: 3 }, "own messages");
+    const receipt = nextEvent(alice, "receipt:update", (e) => e.room === r);
+    assert.deepEqual(await bob.markRead(r, 2), { room: r, readOffset: 2 });
+    const [seen] = await receipt;
+    assert.deepEqual([seen.user.id, seen.offset], [bob.userId, 2]);
+    assert.deepEqual(await bob.unread(r), { room: r, readOffset: 2, unread: 1, lastOffset: 3 });
+    assert.deepEqual(await bob.markRead(r, 1), { room: r, readOffset: 2 }, "never moves back");
+    assert.deepEqual(await bob.markRead(r, 99), { room: r, readOffset: 3 }, "clamped to the newest");
+    const rooms = await bob.unread();
+    assert.ok(Array.isArray(rooms));
+    assert.deepEqual(rooms.find((u) => u.room === r), { room: r, readOffset: 3, unread: 0, lastOffset: 3 });
+    await rejectsWith(bob.markRead(room("elsewhere"), 1), "CHANNEL_ERROR", "message:read");
+  });
+
+  test("reactions: counts in the ack, the event and history", async () => {
+    const r = await shared("react");
+    const { id } = await alice.send(r, "react to me");
+    const heard = nextEvent(alice, "message:reactions", (e) => e.id === id);
+    assert.deepEqual(await bob.react(r, id, "👍"), { id, reactions: { "👍": 1 } });
+    const [event] = await heard;
+    assert.deepEqual(
+      [event.room, event.emoji, event.add, event.user.id, event.reactions],
+      [r, "👍", true, bob.userId, { "👍": 1 }],
+    );
+    assert.deepEqual(await bob.react(r, id, "👍"), { id, reactions: { "👍": 1 } }, "a repeat changes nothing");
+    assert.deepEqual(await alice.react(r, id, "👍"), { id, reactions: { "👍": 2 } });
+    assert.deepEqual(await alice.react(r, id, "❤️"), { id, reactions: { "👍": 2, "❤️": 1 } });
+    assert.deepEqual((await bob.history(r)).messages[0].reactions, { "👍": 2, "❤️": 1 });
+    assert.deepEqual(await bob.react(r, id, "👍", false), { id, reactions: { "👍": 1, "❤️": 1 } });
+    await rejectsWith(bob.react(r, id, "two words"), "INVALID_PAYLOAD", "message:react");
+  });
+
+  test("threads: replies reach those who opened the thread, once each; the room hears thread:updated", async () => {
+    const r = await shared("thread");
+    const root = await alice.send(r, "a root");
+    const thread = `thread:${root.id}`;
+    assert.deepEqual(await bob.openThread(r, root.id), { thread, replyCount: 0 });
+    assert.deepEqual(bob.threads, [{ room: r, id: root.id }]);
+    const replies = collect(bob, "message:new", (m) => m.room === thread);
+    const updated = nextEvent(bob, "thread:updated", (e) => e.id === root.id);
+    const first = await alice.reply(r, root.id, "first reply");
+    assert.equal(first.offset, 1, "its place in the thread");
+    assert.equal(alice.lastOffset(r), 1, "the root's room is not moved by a reply");
+    const [summary] = await updated;
+    assert.deepEqual([summary.room, summary.reply_count], [r, 1]);
+    assert.ok(summary.last_reply_at);
+    // Alice opened the thread by replying: Bob's reply reaches her.
+    const back = nextEvent(alice, "message:new", (m) => m.room === thread);
+    const marker = nextEvent(bob, "message:new", (m) => m.room === thread && m.data.content === "a marker");
+    await bob.reply(r, root.id, "second reply");
+    const [second] = await back;
+    assert.deepEqual([second.data.content, second.offset, second.thread], ["second reply", 2, { id: root.id, room: r }]);
+    await alice.reply(r, root.id, "a marker");
+    await marker;
+    assert.deepEqual(
+      replies.map(([m]) => [m.data.content, m.offset, m.thread]),
+      [
+        ["first reply", 1, { id: root.id, room: r }],
+        ["a marker", 3, { id: root.id, room: r }],
+      ],
+      "each reply once, none of Bob's own",
+    );
+    const page = await bob.threadHistory(r, root.id, { limit: 2 });
+    assert.deepEqual(page.messages.map((m) => m.data.content), ["second reply", "a marker"]);
+    assert.equal(page.hasMore, true);
+    const older = await bob.threadHistory(r, root.id, { before: 2 });
+    assert.deepEqual(older.messages.map((m) => m.data.content), ["first reply"]);
+    const [rootInHistory] = (await bob.history(r)).messages;
+    assert.deepEqual([rootInHistory.id, rootInHistory.reply_count], [root.id, 3]);
+    assert.ok(rootInHistory.last_reply_at);
+    const info = await bob.openThread(r, root.id);
+    assert.equal(info.replyCount, 3);
+    assert.ok(info.lastReplyAt);
+
+    // A new connection opens the thread again.
+    const rejoined = nextEvent(bob, "rejoined", (i) => i.room === r);
+    bob.close();
+    bob.connect();
+    await rejoined;
+    await bob.presence(r); // answered after the thread:open sent with the rejoin
+    const again = nextEvent(bob, "message:new", (m) => m.room === thread);
+    await alice.reply(r, root.id, "after the reconnect");
+    assert.equal((await again)[0].data.content, "after the reconnect");
+
+    // Closed: no more replies; the root's room still hears the summary.
+    assert.deepEqual(await bob.closeThread(r, root.id), { thread });
+    assert.deepEqual(bob.threads, []);
+    const count = replies.length;
+    const after = nextEvent(bob, "message:new", (m) => m.room === r && m.data.content === "after closing");
+    const summed = nextEvent(bob, "thread:updated", (e) => e.id === root.id && e.reply_count === 5);
+    await alice.reply(r, root.id, "while closed");
+    await alice.send(r, "after closing");
+    await Promise.all([after, summed]);
+    assert.equal(replies.length, count, "no reply after closeThread");
+    await rejectsWith(bob.openThread(room("elsewhere"), root.id), "CHANNEL_ERROR", "thread:open");
+  });
+
+  test("search: every word, newest first, paged", async () => {
+    const r = room("search");
+    await alice.join(r);
+    await alice.send(r, "the quick brown fox");
+    await alice.send(r, "a lazy dog");
+    await alice.send(r, "QUICK as a fox");
+    const found = await alice.search("quick fox", { room: r });
+    assert.deepEqual(found.messages.map((m) => m.data.content), ["QUICK as a fox", "the quick brown fox"]);
+    assert.equal(found.hasMore, false);
+    const first = await alice.search("quick fox", { room: r, limit: 1 });
+    assert.deepEqual([first.messages.length, first.hasMore], [1, true]);
+    const next = await alice.search("quick fox", { room: r, before: first.messages[0].id });
+    assert.deepEqual(next.messages.map((m) => m.data.content), ["the quick brown fox"]);
+    const everywhere = await alice.search("lazy dog");
+    assert.ok(everywhere.messages.some((m) => m.room === r && m.data.content === "a lazy dog"));
+    await rejectsWith(alice.search(""), "INVALID_PAYLOAD", "message:search");
+  });
+
   test("close: calls reject with CLOSED; connect() comes back", async () => {
     const r = room("close");
     const client = await open();
@@ -312,6 +467,7 @@ describe("connections", needs(URL, "CHATWIRE_URL"), () => {
         asked += 1;
         return token(JWT_SECRET, sub, "Ann Example");
       },
+      name: "Not Ann", // sent beside the token, whose name wins
     });
     try {
       assert.equal(asked, 1);
