@@ -108,12 +108,18 @@ export interface RoomRemoved {
   reason: string;
 }
 
-/** `receipt:update`: `user` has read `room` up to `offset` (their own devices hear it
- * too). */
-export interface ReceiptUpdate {
-  room: string;
+/** One reader's position in a `receipt:update`: `user` has read up to `offset`. */
+export interface ReadReceipt {
   user: User;
   offset: number;
+}
+
+/** `receipt:update`: the readers of `room` whose position moved in the last second, each
+ * once with their newest position (their own devices hear it too). At most one per room
+ * per second from each pod. */
+export interface ReceiptUpdate {
+  room: string;
+  receipts: ReadReceipt[];
 }
 
 /** `message:reactions`: `user` added (or took back, `add: false`) `emoji` on message
