@@ -19,3 +19,6 @@ CREATE TABLE channel_members (
 
 -- The channels a user may see.
 CREATE INDEX channel_members_by_user ON channel_members (user_id);
+
+-- Deleting a channel deletes its threads' replies.
+CREATE INDEX messages_by_thread_parent ON messages (thread_parent);

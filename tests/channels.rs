@@ -94,6 +94,62 @@ async fn crud_against(addr: SocketAddr, server: &TestServer) {
         assert_eq!(body["code"], "INVALID_PAYLOAD", "{bad}: {body}");
     }
 
+    // Rooms in use are no user's to take (messages, or members); nor is the server's id.
+    let (mut talker, _) = WsClient::connect(&server.ws_url("/ws/busy")).await;
+    let said = request(
+        &mut talker,
+        "h",
+        json!({ "request": "message:history", "room": "busy" }),
+    )
+    .await;
+    assert_eq!(said["status"], "ok", "a member in busy: {said}");
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&alice),
+        json!({ "room": "busy" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "a member: {body}"
+    );
+    talker
+        .send_json(json!({ "type": "chat", "data": { "content": "mine", "request_id": "m" } }))
+        .await;
+    talker
+        .recv_any_where(|f| f["data"]["reply"] == "chat")
+        .await;
+    drop(talker);
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&alice),
+        json!({ "room": "busy" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "messages: {body}"
+    );
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&token("server")),
+        json!({ "room": "t3" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "{body}"
+    );
+
     // A private channel exists only for its members.
     let (status, body) = call(addr, "GET", "/api/rooms/team", Some(&carol), Value::Null).await;
     assert_eq!(
@@ -279,16 +335,19 @@ async fn private_channels_admit_only_members_on_both_transports_across_pods() {
     let mut carol = SioClient::connect_with(&pods[1].http_url(), "websocket", sio(&carol_t)).await;
     carol.join("ops").await;
 
-    // Alice makes it a private channel for Bob and herself: everyone in it hears so, on
-    // both pods and both transports, and Carol is out.
-    let (status, body) = call(
-        pods[0].addr,
-        "POST",
-        "/api/rooms",
-        Some(&alice_t),
-        json!({ "room": "ops", "title": "Ops", "private": true, "members": ["bob"] }),
-    )
-    .await;
+    // A room in use is no user's to take: Alice may not make it a channel. The server
+    // API makes it a private channel of Alice's for Bob and her: everyone in it hears so,
+    // on both pods and both transports, and Carol is out.
+    let new = json!({ "room": "ops", "title": "Ops", "private": true, "members": ["bob"] });
+    let (status, body) = call(pods[0].addr, "POST", "/api/rooms", Some(&alice_t), new).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "{body}"
+    );
+    let new = json!({ "room": "ops", "title": "Ops", "private": true, "members": ["bob"],
+                      "created_by": "alice" });
+    let (status, body) = call(pods[0].addr, "POST", "/api/rooms", Some(API_KEY), new).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(sio_channel_update(&mut alice).await["title"], "Ops");
     assert_eq!(
@@ -459,7 +518,20 @@ async fn presence_global_tells_every_users_online_and_offline_across_pods() {
         .await;
     assert_eq!(heard["data"]["status"], "online", "{heard}");
 
-    // Nobody sends to it.
+    // Anonymous clients may not list everyone online; nobody types or sends there.
+    let (status, body) = ws_refused(&pods[1].ws_url("/ws/presence:global"), &[]).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "{body}"
+    );
+    let refused = watcher
+        .emit_ack(
+            "user:typing",
+            json!([{ "room": "presence:global", "typing": true }]),
+        )
+        .await;
+    assert_eq!(refused["code"], "CHANNEL_ERROR", "{refused}");
     let refused = watcher
         .emit_ack(
             "message:send",
@@ -510,7 +582,11 @@ async fn channel_changes_and_global_presence_cross_real_redis_pods() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let env = [("JWT_SECRET", SECRET), ("PRESENCE_GRACE", "200ms")];
+    let env = [
+        ("JWT_SECRET", SECRET),
+        ("PRESENCE_GRACE", "200ms"),
+        ("SERVER_API_KEYS", API_KEY),
+    ];
     let pods = common::start_pods(2, &redis.url(), &env).await;
     let (a, b) = (&pods[0], &pods[1]);
 
@@ -574,6 +650,7 @@ async fn a_pod_that_missed_a_channel_change_applies_it_within_a_heartbeat() {
     // A heartbeat every half second (a third of PRESENCE_TTL).
     let env = [
         ("JWT_SECRET", SECRET),
+        ("SERVER_API_KEYS", API_KEY),
         ("PRESENCE_TTL", "1500ms"),
         ("REDIS_TIMEOUT", "300ms"),
     ];
@@ -615,9 +692,10 @@ async fn in_vault(pod: &common::ServerProcess, user: &str) -> WsClient {
     client
 }
 
-/// Alice makes room `vault` a private channel of hers.
+/// The server API makes room `vault` (in use) a private channel of Alice's.
 async fn make_vault_private(addr: SocketAddr) {
-    let body = json!({ "room": "vault", "private": true });
-    let (status, body) = call(addr, "POST", "/api/rooms", Some(&token("alice")), body).await;
+    let body = json!({ "room": "vault", "private": true, "created_by": "alice" });
+    let (status, body) = call(addr, "POST", "/api/rooms", Some(API_KEY), body).await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(body["channel"]["members"], json!(["alice"]), "{body}");
 }

@@ -218,6 +218,10 @@ impl Actor<'_> {
             Actor::User(sender) if sender.anonymous => Err(ChatError::AuthFailed(
                 "channels are created and changed by a user: send a token".into(),
             )),
+            // The name the server API's channels are created by is nobody's.
+            Actor::User(sender) if sender.user == SERVER_CREATOR => Err(ChatError::Forbidden(
+                format!("user id {SERVER_CREATOR:?} is the server API's"),
+            )),
             Actor::User(sender) => Ok(Some(sender.user.as_str())),
         }
     }
@@ -305,6 +309,7 @@ impl ChatService {
         };
         if let Actor::User(sender) = actor {
             sender.may_join(&room)?;
+            self.unused(&room).await?;
         }
         let now = now();
         let members = new
@@ -401,6 +406,23 @@ impl ChatService {
             return Err(no_channel(room));
         }
         drop(self.emit(ChatEvent::ChannelDeleted { room: room.clone() }, None));
+        Ok(())
+    }
+
+    /// Refuses a room in use (stored messages, or members on any pod): a user makes only
+    /// a new room a channel, so nobody takes over a room others made, nor deletes their
+    /// messages with it. The server API may make any room a channel.
+    async fn unused(&self, room: &RoomName) -> Result<(), ChatError> {
+        let has_messages = self.log.bounds(room).await?.last > 0;
+        let has_members = (self.active_rooms().await?)
+            .iter()
+            .any(|(r, n)| r == room.as_str() && *n > 0);
+        if has_messages || has_members {
+            return Err(ChatError::Forbidden(format!(
+                "room {room} is in use (it has messages or members): only the server API \
+                 makes an existing room a channel"
+            )));
+        }
         Ok(())
     }
 

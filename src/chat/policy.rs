@@ -152,6 +152,11 @@ impl Sender {
                 "a thread is opened with thread:open {room, id}, not joined by name".into(),
             ));
         }
+        if room.is_global_presence() && self.anonymous {
+            return Err(ChatError::Forbidden(
+                "presence:global names everyone online: it is for users a token names".into(),
+            ));
+        }
         if room.as_str().starts_with(USER_ROOM_PREFIX) {
             if self.anonymous {
                 return Err(ChatError::Forbidden(

@@ -35,7 +35,7 @@ type Recent = HashMap<RoomName, Window>;
 /// One room's receipts within a second.
 #[derive(Default)]
 struct Window {
-    /// The offset last sent of each user, while the room's seconds run.
+    /// The offset each reader of the last update was sent.
     sent: HashMap<String, u64>,
     /// The newest positions waiting to go when the second ends, by user id.
     waiting: BTreeMap<String, ReadReceipt>,
@@ -55,8 +55,10 @@ impl Window {
         }
     }
 
-    /// Takes up to [`MAX_RECEIPTS_PER_UPDATE`] waiting receipts, noting them as sent.
+    /// Takes up to [`MAX_RECEIPTS_PER_UPDATE`] waiting receipts, noting them as sent (only
+    /// the last update's are kept: the window stays as small as one second's readers).
     fn take(&mut self) -> Vec<ReadReceipt> {
+        self.sent.clear();
         let mut batch = Vec::new();
         while batch.len() < MAX_RECEIPTS_PER_UPDATE {
             let Some((id, receipt)) = self.waiting.pop_first() else {

@@ -243,12 +243,18 @@ impl ChatService {
                         // Handed on more meanwhile: read those too.
                         continue;
                     }
+                    if !self.membership().is_member(&sender.conn, room) {
+                        return Err(removed_meanwhile(room));
+                    }
                     attach(progress.missed, true);
                     self.go_live(&sender.conn, room);
                     return Ok(());
                 }
                 Ok(None) => {
                     let _order = self.sequences(room);
+                    if !self.membership().is_member(&sender.conn, room) {
+                        return Err(removed_meanwhile(room));
+                    }
                     attach(Vec::new(), false);
                     self.go_live(&sender.conn, room);
                     return Ok(());
@@ -370,4 +376,10 @@ fn stored_delivery(message: Message, origin: Option<super::ConnId>) -> Delivery 
         origin,
         encoded: Arc::new(Encodings::with_message(json)),
     }
+}
+
+/// A recovery whose connection left the room before the hand-over (a channel change
+/// no longer admits it): nothing is handed over.
+fn removed_meanwhile(room: &RoomName) -> ChatError {
+    ChatError::Forbidden(format!("removed from room {room} while joining"))
 }

@@ -735,6 +735,9 @@ impl ChatService {
 
     /// The sender starts or stops typing in `room`; the others get `user:typing`.
     pub fn typing(&self, sender: &Sender, room: &RoomName, typing: bool) -> Result<(), ChatError> {
+        if room.is_global_presence() {
+            return Err(ChatError::Channel(format!("{room} carries presence only")));
+        }
         if !self.membership.is_member(&sender.conn, room) {
             return Err(ChatError::Channel(format!("not a member of room {room}")));
         }

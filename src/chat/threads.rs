@@ -95,6 +95,12 @@ impl ChatService {
             return Ok(thread);
         }
         let receipt = self.enter_checked(sender, &thread)?;
+        // Removed from the root's room meanwhile (a private channel's change, the
+        // backend): not in its threads either.
+        if !self.membership().is_member(&sender.conn, parent) {
+            self.leave_conn(&sender.conn, &sender.user, &thread);
+            return Err(ChatError::Channel(format!("not a member of room {parent}")));
+        }
         // After the join: the thread has a member now, so it is not being forgotten.
         self.parents().insert(thread.clone(), parent.clone());
         self.go_live(&sender.conn, &thread);

@@ -354,7 +354,7 @@ fn rooms_routes() -> Value {
                         "201": { "description": "Created; the room's members hear channel:updated", "content": { "application/json": { "schema": ok_schema("ChannelBody") } } },
                         "400": error_ref("Bad body, room, title, topic or members (INVALID_PAYLOAD)"),
                         "401": error_ref("No token (anonymous callers create no channels) or an invalid one (AUTH_FAILED)"),
-                        "403": error_ref("Room not allowed for this user (FORBIDDEN)"),
+                        "403": error_ref("Room not allowed for this user, or in use (messages or members: only the server API makes it a channel) (FORBIDDEN)"),
                         "409": error_ref("The room has a channel already (CONFLICT)"),
                         "429": error_ref("Too many writes (RATE_LIMITED, the user's message rate)"),
                         "503": error_ref("The database did not answer (UNAVAILABLE)") } } })

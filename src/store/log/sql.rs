@@ -703,6 +703,10 @@ impl SqlLog {
                 }
             }
         }
+        // In byte order, as `Channel::admits` searches them (not the database's collation).
+        for channel in channels.iter_mut() {
+            channel.members.sort();
+        }
         Ok(())
     }
 }
