@@ -103,19 +103,7 @@ async fn crud_against(addr: SocketAddr, server: &TestServer) {
     )
     .await;
     assert_eq!(said["status"], "ok", "a member in busy: {said}");
-    let (status, body) = call(
-        addr,
-        "POST",
-        "/api/rooms",
-        Some(&alice),
-        json!({ "room": "busy" }),
-    )
-    .await;
-    assert_eq!(
-        (status, &body["code"]),
-        (403, &json!("FORBIDDEN")),
-        "a member: {body}"
-    );
+    refused_for_alice(addr, "busy", "a member").await;
     talker
         .send_json(json!({ "type": "chat", "data": { "content": "mine", "request_id": "m" } }))
         .await;
@@ -123,24 +111,13 @@ async fn crud_against(addr: SocketAddr, server: &TestServer) {
         .recv_any_where(|f| f["data"]["reply"] == "chat")
         .await;
     drop(talker);
+    refused_for_alice(addr, "busy", "messages").await;
+    let server_id = token("server");
     let (status, body) = call(
         addr,
         "POST",
         "/api/rooms",
-        Some(&alice),
-        json!({ "room": "busy" }),
-    )
-    .await;
-    assert_eq!(
-        (status, &body["code"]),
-        (403, &json!("FORBIDDEN")),
-        "messages: {body}"
-    );
-    let (status, body) = call(
-        addr,
-        "POST",
-        "/api/rooms",
-        Some(&token("server")),
+        Some(&server_id),
         json!({ "room": "t3" }),
     )
     .await;
@@ -698,4 +675,22 @@ async fn make_vault_private(addr: SocketAddr) {
     let (status, body) = call(addr, "POST", "/api/rooms", Some(API_KEY), body).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["channel"]["members"], json!(["alice"]), "{body}");
+}
+
+/// Alice may not make `room` a channel (`why` it is in use).
+async fn refused_for_alice(addr: SocketAddr, room: &str, why: &str) {
+    let alice = token("alice");
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&alice),
+        json!({ "room": room }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "{why}: {body}"
+    );
 }
