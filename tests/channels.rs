@@ -390,6 +390,15 @@ async fn private_channels_admit_only_members_on_both_transports_across_pods() {
         "members only"
     );
 
+    // Bob's own message, to try to edit once he is out.
+    bob.send_json(
+        json!({ "type": "chat", "data": { "content": "bob was here", "request_id": "b2" } }),
+    )
+    .await;
+    let stored = bob.recv_any_where(|f| f["data"]["reply"] == "chat").await;
+    let bobs_id = stored["data"]["id"].clone();
+    assert!(bobs_id.is_string(), "{stored}");
+
     // Removing Bob (through pod 1 this time) takes him out of the room on his pod.
     let (status, _) = call(
         pods[1].addr,
@@ -411,6 +420,14 @@ async fn private_channels_admit_only_members_on_both_transports_across_pods() {
         .await;
     let error = bob.recv_type("error").await;
     assert_eq!(error["data"]["code"], "CHANNEL_ERROR", "{error}");
+    // Nor does he change what he wrote there.
+    let edit = request(
+        &mut bob,
+        "e",
+        json!({ "request": "message:edit", "room": "ops", "id": bobs_id, "content": "changed" }),
+    )
+    .await;
+    assert_eq!(edit["code"], "FORBIDDEN", "{edit}");
     // Carol, added, joins again and hears Alice.
     let joined = carol
         .emit_ack("room:join", json!([{ "room": "ops" }]))

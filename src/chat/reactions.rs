@@ -44,7 +44,7 @@ impl ChatService {
         add: bool,
     ) -> Result<ReactionCounts, ChatError> {
         let emoji = self::emoji(emoji)?;
-        self.may_use(sender, room)?;
+        self.may_use(sender, room).await?;
         if !self.membership().is_member(&sender.conn, room) {
             return Err(ChatError::Channel(format!("not a member of room {room}")));
         }

@@ -93,7 +93,7 @@ impl ChatService {
         room: &RoomName,
         offset: u64,
     ) -> Result<u64, ChatError> {
-        self.may_use(sender, room)?;
+        self.may_use(sender, room).await?;
         if !self.membership().is_member(&sender.conn, room) {
             return Err(ChatError::Channel(format!("not a member of room {room}")));
         }

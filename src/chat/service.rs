@@ -671,7 +671,7 @@ impl ChatService {
         content: String,
     ) -> Result<Message, ChatError> {
         self.check_content(&content)?;
-        self.may_use(sender, room)?;
+        self.may_use(sender, room).await?;
         let content = match self.filter.get() {
             None => content,
             Some(filter) => {
@@ -727,7 +727,7 @@ impl ChatService {
         room: &RoomName,
         id: Uuid,
     ) -> Result<(), ChatError> {
-        self.may_use(sender, room)?;
+        self.may_use(sender, room).await?;
         self.log.delete(room, id, Some(&sender.user)).await?;
         self.deleted(room, id);
         Ok(())

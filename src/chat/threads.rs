@@ -63,10 +63,11 @@ impl ChatService {
     }
 
     /// Whether the sender may act on messages of `room` (edit, delete, react, read): a
-    /// room it may join, or a thread it opened (`thread:open` checked the root's room).
-    pub(super) fn may_use(&self, sender: &Sender, room: &RoomName) -> Result<(), ChatError> {
+    /// room it may join (a private channel's member), or a thread it opened
+    /// (`thread:open` checked the root's room).
+    pub(super) async fn may_use(&self, sender: &Sender, room: &RoomName) -> Result<(), ChatError> {
         if !room.is_thread() {
-            return sender.may_join(room);
+            return self.admits(sender, room).await;
         }
         if self.membership().is_member(&sender.conn, room) {
             Ok(())
