@@ -217,7 +217,7 @@ struct Session {
     stream: SplitStream<WebSocket>,
     writer: tokio::task::JoinHandle<()>,
     expiry: Option<tokio::task::JoinHandle<()>>,
-    _permit: ConnectionPermit,
+    permit: ConnectionPermit,
 }
 
 /// What an accepted upgrade request carries into the connection.

@@ -109,7 +109,7 @@ pub(super) async fn open_session(socket: WebSocket, accepted: Accepted) -> Sessi
         stream,
         writer,
         expiry,
-        _permit: permit,
+        permit,
     }
 }
 
@@ -127,6 +127,9 @@ impl Session {
         let (ctx, conn) = (&self.ctx, &self.sender.conn);
         ctx.hub.unregister(conn);
         ctx.chat.disconnect(conn);
+        // The connection is over for the per-address cap as soon as it is for the chat
+        // (its writer may still wait out a close handshake below).
+        drop(self.permit);
         if let Some(expiry) = self.expiry {
             expiry.abort();
         }
