@@ -284,10 +284,43 @@ async fn channels_crud_is_authorized_and_kept_in_sqlite_and_postgres() {
     };
     let mut config = config_with_auth();
     config.database_url = schema.url().into();
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_with(config.clone()).await;
     crud_against(server.addr, &server).await;
     let kept = schema.query("SELECT room || ':' || created_by FROM channels");
     assert_eq!(kept, ["open:carol"]);
+
+    // A private channel outlives a restart: the next server still admits only members.
+    let private = json!({ "room": "kept", "private": true, "members": ["bob"] });
+    let (status, body) = call(
+        server.addr,
+        "POST",
+        "/api/rooms",
+        Some(&token("alice")),
+        private,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    server.stop().await;
+    let server = TestServer::start_with(config).await;
+    let carol_url = server.ws_url(&format!("/ws/kept?token={}", token("carol")));
+    let (status, body) = ws_refused(&carol_url, &[]).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("FORBIDDEN")),
+        "{body}"
+    );
+    let bob_url = server.ws_url(&format!("/ws/kept?token={}", token("bob")));
+    let (mut bob, _) = WsClient::connect(&bob_url).await;
+    let listed = request(
+        &mut bob,
+        "p",
+        json!({ "request": "presence:list", "room": "kept" }),
+    )
+    .await;
+    assert_eq!(
+        listed["status"], "ok",
+        "a member joins after the restart: {listed}"
+    );
     server.stop().await;
 }
 

@@ -456,14 +456,8 @@ impl ChatService {
             Err(e) => return tracing::debug!(error = %e, "private channels not rechecked"),
         };
         for channel in private {
-            let selection = Selection {
-                rooms: vec![channel.room.clone()],
-                except: Vec::new(),
-            };
             let stale =
-                (self.membership().conns_selected(&selection).iter()).any(|(conn, user, _)| {
-                    self.membership().is_member(conn, &channel.room) && !channel.admits(user)
-                });
+                (self.local_members(&channel.room).iter()).any(|(_, user)| !channel.admits(user));
             if stale {
                 tracing::info!(room = %channel.room, "a missed channel change applied");
                 self.deliver_local(&super::Delivery::new(
@@ -472,6 +466,19 @@ impl ChatService {
                 ));
             }
         }
+    }
+
+    /// This pod's connections in `room`, with their users.
+    fn local_members(&self, room: &RoomName) -> Vec<(super::ConnId, String)> {
+        let selection = Selection {
+            rooms: vec![room.clone()],
+            except: Vec::new(),
+        };
+        (self.membership().conns_selected(&selection).into_iter())
+            // A socket.io connection is also "in" the room named by its id.
+            .filter(|(conn, _, _)| self.membership().is_member(conn, room))
+            .map(|(conn, user, _)| (conn, user))
+            .collect()
     }
 
     fn channel_changed(&self, channel: &Channel) {
@@ -490,15 +497,7 @@ impl ChatService {
         let Some(chat) = self.me.upgrade() else {
             return;
         };
-        let selection = Selection {
-            rooms: vec![room.clone()],
-            except: Vec::new(),
-        };
-        for (conn, user, _) in self.membership().conns_selected(&selection) {
-            // A socket.io connection is also "in" the room named by its id.
-            if !self.membership().is_member(&conn, room) {
-                continue;
-            }
+        for (conn, user) in self.local_members(room) {
             if channel.is_none_or(|c| !c.admits(&user)) {
                 chat.leave_conn(&conn, &user, room);
             }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::ApiCaller;
+use super::server_api::decode;
 use super::state::AppState;
 use crate::chat::{Actor, Channel, ChannelChange, ChatError, NewChannel, RoomName, Sender};
 use crate::gate::{bearer_token, Action};
@@ -75,10 +76,6 @@ impl FromRequestParts<AppState> for Caller {
         let ApiCaller(sender) = ApiCaller::from_request_parts(parts, ctx).await?;
         Ok(Self::User(sender))
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ChatError> {
-    serde_json::from_slice(body).map_err(|e| ChatError::invalid(format!("bad request body: {e}")))
 }
 
 fn channel_body(channel: &Channel) -> Value {

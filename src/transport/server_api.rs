@@ -66,7 +66,7 @@ impl FromRequestParts<AppState> for Backend {
 }
 
 /// Decodes a JSON body into `T`, with the catalogue's error when it does not fit.
-fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ChatError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ChatError> {
     serde_json::from_slice(body).map_err(|e| ChatError::invalid(format!("bad request body: {e}")))
 }
 
